@@ -1,0 +1,118 @@
+"""Entities and value objects: users, images, their renditions and expiring links."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from imagify.domain.errors import InvalidInput
+from imagify.domain.permissions import Permissions
+
+MIN_LINK_SECONDS = 300
+MAX_LINK_SECONDS = 30000
+MIN_PASSWORD_LENGTH = 10
+
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+@dataclass
+class User:
+    id: int | None
+    username: str
+    password_hash: str
+    is_admin: bool = False
+    tiers: list[str] = field(default_factory=list)
+    # The union of the tiers' permissions, filled in by the repository on every read.
+    permissions: Permissions = field(default_factory=Permissions)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What inspecting an upload's header tells: its real format and size."""
+
+    content_type: str
+    width: int
+    height: int
+
+
+@dataclass
+class Image:
+    id: str
+    owner_id: int
+    filename: str
+    content_type: str
+    width: int
+    height: int
+    size_bytes: int
+    sha256: str
+    storage_key: str
+    created_at: datetime
+
+    @property
+    def etag(self) -> str:
+        return self.sha256
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """A stored thumbnail of one image at one height."""
+
+    image_id: str
+    height: int
+    storage_key: str
+    content_type: str
+    size_bytes: int
+    pixel_width: int
+    pixel_height: int
+    sha256: str
+
+    @property
+    def etag(self) -> str:
+        return f"{self.sha256[:32]}-{self.height}"
+
+
+@dataclass(frozen=True)
+class RenderedThumbnail:
+    """What the renderer reports after writing a thumbnail to blob storage."""
+
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+    sha256: str
+
+
+def link_lifetime(seconds: object) -> timedelta:
+    """The link policy: an integer number of seconds, 300..30000."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise InvalidInput(f"'seconds' must be an integer, got {seconds!r}")
+    if not MIN_LINK_SECONDS <= seconds <= MAX_LINK_SECONDS:
+        raise InvalidInput(
+            f"'seconds' must be between {MIN_LINK_SECONDS} and {MAX_LINK_SECONDS}, got {seconds}"
+        )
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class ExpiringLink:
+    token: str
+    image_id: str
+    expires_at: datetime
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    return password
+
+
+def check_username(username: str) -> str:
+    if (
+        not isinstance(username, str)
+        or not 1 <= len(username) <= 64
+        or not all(c.isalnum() or c in "-_.@" for c in username)
+    ):
+        raise InvalidInput(
+            f"username must be 1 to 64 letters, digits, '-', '_', '.' or '@', got {username!r}"
+        )
+    return username

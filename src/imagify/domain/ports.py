@@ -1,0 +1,148 @@
+"""The ports: what the use cases need from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from imagify.domain.model import ExpiringLink, Image, ImageInfo, RenderedThumbnail, Rendition, User
+from imagify.domain.permissions import Tier
+
+
+class UserRepository(Protocol):
+    def add(self, user: User) -> User: ...
+    def get(self, user_id: int) -> User | None: ...
+    def get_by_username(self, username: str) -> User | None: ...
+    def list(self, after_username: str | None, limit: int) -> list[User]: ...
+    def save(self, user: User) -> None: ...
+    def delete(self, user_id: int) -> None: ...
+    def count_admins(self) -> int: ...
+    def count_holding_tier(self, tier_name: str) -> int: ...
+
+
+class TierRepository(Protocol):
+    def add(self, tier: Tier) -> None: ...
+    def get(self, name: str) -> Tier | None: ...
+    def list(self) -> list[Tier]: ...
+    def save(self, tier: Tier) -> None: ...
+    def delete(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of a user's images, newest first, continues."""
+
+    created_at: datetime
+    image_id: str
+
+
+class ImageRepository(Protocol):
+    def add(self, image: Image) -> None: ...
+    def get(self, image_id: str) -> Image | None: ...
+    def list_owned(self, owner_id: int, after: Cursor | None, limit: int) -> list[Image]: ...
+    def ids_owned(self, owner_id: int) -> list[str]: ...
+    def delete(self, image_id: str) -> None: ...
+
+
+class RenditionRepository(Protocol):
+    def add(self, rendition: Rendition) -> None: ...
+    def get(self, image_id: str, height: int) -> Rendition | None: ...
+    def list_for(self, image_id: str) -> list[Rendition]: ...
+    def delete_for(self, image_id: str) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction; leaving the block without commit() rolls back."""
+
+    users: UserRepository
+    tiers: TierRepository
+    images: ImageRepository
+    renditions: RenditionRepository
+
+    def __enter__(self) -> UnitOfWork: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+@dataclass
+class StoredBlob:
+    """An open blob: read it in chunks, then close it."""
+
+    stream: BinaryIO
+    size: int
+    content_type: str
+
+    def chunks(self, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+        try:
+            while chunk := self.stream.read(chunk_size):
+                yield chunk
+        finally:
+            self.stream.close()
+
+    def read_all(self) -> bytes:
+        try:
+            return self.stream.read()
+        finally:
+            self.stream.close()
+
+
+class BlobStorage(Protocol):
+    def put(self, key: str, data: BinaryIO | bytes, content_type: str) -> None: ...
+    def open(self, key: str) -> StoredBlob: ...
+    def delete(self, key: str) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def check(self) -> None:
+        """Raise Unavailable when the storage cannot be used."""
+
+
+class LinkStore(Protocol):
+    def add(self, link: ExpiringLink) -> None: ...
+    def resolve(self, token: str, now: datetime) -> str | None:
+        """The image id of a live link, or None when unknown or expired."""
+
+    def delete_for_image(self, image_id: str) -> None: ...
+    def check(self) -> None: ...
+
+
+class Renderer(Protocol):
+    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
+        """Read the original at source_key, write a thumbnail `height` px high at target_key."""
+
+
+class ImageInspector(Protocol):
+    def inspect(self, stream: BinaryIO) -> ImageInfo:
+        """Identify the format from content, check pixels from the header, then check it decodes."""
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+    def verify(self, password_hash: str, password: str) -> bool: ...
+
+
+class TokenSigner(Protocol):
+    def issue(self, user_id: int, now: datetime) -> tuple[str, datetime]: ...
+    def read(self, token: str, now: datetime) -> int:
+        """The user id in a valid token; raise Unauthorized otherwise."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdGenerator(Protocol):
+    def image_id(self) -> str: ...
+    def link_token(self) -> str: ...
+
+
+class LockManager(Protocol):
+    def hold(self, key: str) -> AbstractContextManager[None]:
+        """Hold a lock named `key`; it is released on exit or if its holder dies."""
+

@@ -1,0 +1,173 @@
+"""Use cases of administration: tiers and user accounts, shared by the CLI and the HTTP API."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from imagify.domain.errors import Conflict, InvalidInput, NotFound
+from imagify.domain.model import User, check_password, check_username
+from imagify.domain.permissions import Permissions, Tier, check_tier_name
+from imagify.domain.ports import BlobStorage, LinkStore, PasswordHasher, UnitOfWork, UnitOfWorkFactory
+from imagify.domain.services.images import delete_images
+
+audit = logging.getLogger("imagify.audit")
+
+MAX_USERS_PAGE = 100
+
+
+class AdminService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        hasher: PasswordHasher,
+        blobs: BlobStorage,
+        links: LinkStore,
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._blobs = blobs
+        self._links = links
+
+    # Tiers
+
+    def list_tiers(self) -> list[Tier]:
+        with self._uow() as uow:
+            return sorted(uow.tiers.list(), key=lambda t: t.name)
+
+    def get_tier(self, name: str) -> Tier:
+        with self._uow() as uow:
+            return _tier(uow, name)
+
+    def create_tier(self, actor: str, name: str, permissions: Iterable[str]) -> Tier:
+        tier = Tier(check_tier_name(name), Permissions.parse(permissions))
+        with self._uow() as uow:
+            if uow.tiers.get(name) is not None:
+                raise Conflict(f"a tier named {name!r} already exists")
+            uow.tiers.add(tier)
+            uow.commit()
+        _audit(actor, "tier.create", name, permissions=tier.permissions.sorted())
+        return tier
+
+    def replace_tier(self, actor: str, name: str, permissions: Iterable[str]) -> Tier:
+        tier = Tier(name, Permissions.parse(permissions))
+        with self._uow() as uow:
+            _tier(uow, name)
+            uow.tiers.save(tier)
+            uow.commit()
+        _audit(actor, "tier.update", name, permissions=tier.permissions.sorted())
+        return tier
+
+    def delete_tier(self, actor: str, name: str) -> None:
+        with self._uow() as uow:
+            _tier(uow, name)
+            holders = uow.users.count_holding_tier(name)
+            if holders:
+                raise Conflict(
+                    f"tier {name!r} is held by {holders} user{'s' if holders != 1 else ''}; "
+                    "move them to another tier first"
+                )
+            uow.tiers.delete(name)
+            uow.commit()
+        _audit(actor, "tier.delete", name)
+
+    # Users
+
+    def list_users(self, after: str | None = None, limit: int = MAX_USERS_PAGE) -> list[User]:
+        if not 1 <= limit <= MAX_USERS_PAGE:
+            raise InvalidInput(f"'limit' must be between 1 and {MAX_USERS_PAGE}, got {limit}")
+        with self._uow() as uow:
+            return uow.users.list(after, limit)
+
+    def get_user(self, username: str) -> User:
+        with self._uow() as uow:
+            return _user(uow, username)
+
+    def create_user(
+        self, actor: str, username: str, password: str, tiers: Iterable[str], is_admin: bool = False
+    ) -> User:
+        check_username(username)
+        check_password(password)
+        tier_names = list(dict.fromkeys(tiers))
+        with self._uow() as uow:
+            _check_tiers(uow, tier_names)
+            if uow.users.get_by_username(username) is not None:
+                raise Conflict(f"a user named {username!r} already exists")
+            uow.users.add(User(None, username, self._hasher.hash(password), is_admin, tier_names))
+            uow.commit()
+            user = _user(uow, username)
+        _audit(actor, "user.create", username, tiers=tier_names, is_admin=is_admin)
+        return user
+
+    def update_user(
+        self,
+        actor: str,
+        username: str,
+        *,
+        password: str | None = None,
+        tiers: Iterable[str] | None = None,
+        is_admin: bool | None = None,
+    ) -> User:
+        changed: dict[str, object] = {}
+        with self._uow() as uow:
+            user = _user(uow, username)
+            if password is not None:
+                user.password_hash = self._hasher.hash(check_password(password))
+                changed["password"] = "changed"
+            if tiers is not None:
+                user.tiers = list(dict.fromkeys(tiers))
+                _check_tiers(uow, user.tiers)
+                changed["tiers"] = user.tiers
+            if is_admin is not None:
+                if not is_admin and username == actor:
+                    raise Conflict("you cannot remove your own admin flag; ask another admin")
+                user.is_admin = is_admin
+                changed["is_admin"] = is_admin
+            uow.users.save(user)
+            uow.commit()
+            user = _user(uow, username)
+        _audit(actor, "user.update", username, **changed)
+        return user
+
+    def delete_user(self, actor: str, username: str) -> None:
+        if username == actor:
+            raise Conflict("you cannot delete your own account; ask another admin")
+        with self._uow() as uow:
+            user = _user(uow, username)
+            assert user.id is not None
+            image_ids = uow.images.ids_owned(user.id)
+        delete_images(self._uow, self._blobs, self._links, image_ids)
+        with self._uow() as uow:
+            uow.users.delete(user.id)
+            uow.commit()
+        _audit(actor, "user.delete", username, images=len(image_ids))
+
+
+def _tier(uow: UnitOfWork, name: str) -> Tier:
+    tier = uow.tiers.get(name)
+    if tier is None:
+        raise NotFound(f"no tier named {name!r}")
+    return tier
+
+
+def _user(uow: UnitOfWork, username: str) -> User:
+    user = uow.users.get_by_username(username)
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
+
+
+def _check_tiers(uow: UnitOfWork, names: list[str]) -> None:
+    known = {t.name for t in uow.tiers.list()}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidInput(
+            f"unknown tier{'s' if len(unknown) > 1 else ''}: {', '.join(map(repr, unknown))}; "
+            f"known tiers: {', '.join(sorted(known)) or 'none'}"
+        )
+
+
+def _audit(actor: str, action: str, target: str, **details: object) -> None:
+    audit.info(
+        "admin action", extra={"actor": actor, "action": action, "target": target, **details}
+    )

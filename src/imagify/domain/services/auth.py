@@ -1,0 +1,71 @@
+"""Use cases on identity: issue a token for a password, find the user behind a token."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from imagify.domain.errors import Unauthorized
+from imagify.domain.model import User
+from imagify.domain.ports import Clock, PasswordHasher, TokenSigner, UnitOfWorkFactory
+
+FIRST_ADMIN = "admin"
+
+
+class AuthService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        hasher: PasswordHasher,
+        signer: TokenSigner,
+        clock: Clock,
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._signer = signer
+        self._clock = clock
+        self._decoy_hash: str | None = None
+
+    def issue_token(self, username: str, password: str) -> tuple[str, datetime]:
+        with self._uow() as uow:
+            user = uow.users.get_by_username(username)
+        if user is None:
+            # Spend the same time as a real check, so timing does not tell which names exist.
+            self._hasher.verify(self._decoy(), password)
+            raise Unauthorized("wrong username or password")
+        if not self._hasher.verify(user.password_hash, password):
+            raise Unauthorized("wrong username or password")
+        assert user.id is not None
+        return self._signer.issue(user.id, self._clock.now())
+
+    def authenticate(self, token: str) -> User:
+        """The token's user with permissions as they are now, not as when it was issued."""
+        user_id = self._signer.read(token, self._clock.now())
+        with self._uow() as uow:
+            user = uow.users.get(user_id)
+        if user is None:
+            raise Unauthorized("the user of this token no longer exists; log in again")
+        return user
+
+    def ensure_first_admin(self, password: str | None) -> str | None:
+        """Create the `admin` user when there is no admin yet; return a generated password."""
+        with self._uow() as uow:
+            if uow.users.count_admins() > 0:
+                return None
+            generated = None if password else secrets.token_urlsafe(15)
+            tiers = ["enterprise"] if uow.tiers.get("enterprise") is not None else []
+            user = User(None, FIRST_ADMIN, self._hasher.hash(password or generated or ""), True, tiers)
+            existing = uow.users.get_by_username(FIRST_ADMIN)
+            if existing is not None:
+                existing.is_admin = True
+                existing.password_hash = user.password_hash
+                uow.users.save(existing)
+            else:
+                uow.users.add(user)
+            uow.commit()
+        return generated
+
+    def _decoy(self) -> str:
+        if self._decoy_hash is None:
+            self._decoy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._decoy_hash

@@ -1,0 +1,244 @@
+"""Use cases on images: upload, list, get, delete, thumbnails and originals."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from imagify.domain.errors import Forbidden, InvalidInput, NotAnImage, NotFound
+from imagify.domain.model import Image, Rendition, User
+from imagify.domain.permissions import ThumbnailHeight
+from imagify.domain.ports import (
+    BlobStorage,
+    Clock,
+    Cursor,
+    IdGenerator,
+    ImageInspector,
+    LinkStore,
+    LockManager,
+    Renderer,
+    StoredBlob,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 100
+MAX_FILENAME = 255
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Image]
+    next_cursor: str | None
+
+
+def display_filename(name: str | None) -> str:
+    """The uploaded name, kept only for display: last path part, no control characters."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    return name[:MAX_FILENAME] or "upload"
+
+
+def encode_cursor(image: Image) -> str:
+    raw = f"{image.created_at.isoformat()}|{image.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, image_id = raw.split("|", 1)
+        return Cursor(datetime.fromisoformat(created_at), image_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "'cursor' is not valid: pass the next_cursor of a previous page unchanged"
+        ) from None
+
+
+def original_key(image_id: str) -> str:
+    return f"originals/{image_id}"
+
+
+def thumbnail_key(image_id: str, height: int) -> str:
+    return f"thumbnails/{image_id}/{height}"
+
+
+def sha256_of(stream: BinaryIO) -> str:
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(1024 * 1024):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.hexdigest()
+
+
+class ImageService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        blobs: BlobStorage,
+        links: LinkStore,
+        renderer: Renderer,
+        inspector: ImageInspector,
+        locks: LockManager,
+        clock: Clock,
+        ids: IdGenerator,
+    ) -> None:
+        self._uow = uow
+        self._blobs = blobs
+        self._links = links
+        self._renderer = renderer
+        self._inspector = inspector
+        self._locks = locks
+        self._clock = clock
+        self._ids = ids
+
+    def upload(self, owner: User, filename: str | None, stream: BinaryIO, size: int) -> Image:
+        """Check the upload is a supported image, store the bytes, then record it."""
+        if size <= 0:
+            raise NotAnImage("the upload is empty: send the image in the multipart field 'file'")
+        stream.seek(0)
+        info = self._inspector.inspect(stream)
+        image_id = self._ids.image_id()
+        image = Image(
+            id=image_id,
+            owner_id=_user_id(owner),
+            filename=display_filename(filename),
+            content_type=info.content_type,
+            width=info.width,
+            height=info.height,
+            size_bytes=size,
+            sha256=sha256_of(stream),
+            storage_key=original_key(image_id),
+            created_at=self._clock.now(),
+        )
+        self._blobs.put(image.storage_key, stream, image.content_type)
+        try:
+            with self._uow() as uow:
+                uow.images.add(image)
+                uow.commit()
+        except BaseException:
+            self._delete_blobs([image.storage_key])
+            raise
+        return image
+
+    def list(self, owner: User, cursor: str | None, limit: int) -> Page:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"'limit' must be between 1 and {MAX_PAGE}, got {limit}")
+        after = decode_cursor(cursor) if cursor else None
+        with self._uow() as uow:
+            items = uow.images.list_owned(_user_id(owner), after, limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items, encode_cursor(items[-1]) if more else None)
+
+    def get(self, owner: User, image_id: str) -> Image:
+        with self._uow() as uow:
+            return self._owned(uow, owner, image_id)
+
+    def delete(self, owner: User, image_id: str) -> None:
+        with self._uow() as uow:
+            self._owned(uow, owner, image_id)
+        delete_images(self._uow, self._blobs, self._links, [image_id])
+
+    def thumbnail(self, owner: User, image_id: str, height: int) -> Rendition:
+        """The stored thumbnail, rendered once on first access."""
+        height = ThumbnailHeight(height).value
+        with self._uow() as uow:
+            image = self._owned(uow, owner, image_id)
+            if not owner.permissions.may_see_thumbnail(height):
+                allowed = ", ".join(str(h) for h in owner.permissions.thumbnail_heights) or "none"
+                raise Forbidden(
+                    f"your tiers do not include {height}px thumbnails (allowed heights: {allowed})"
+                )
+            rendition = uow.renditions.get(image_id, height)
+        if rendition is not None:
+            return rendition
+        with self._locks.hold(f"render:{image_id}:{height}"):
+            with self._uow() as uow:
+                rendition = uow.renditions.get(image_id, height)
+            if rendition is not None:
+                return rendition
+            return self._render(image, height)
+
+    def _render(self, image: Image, height: int) -> Rendition:
+        key = thumbnail_key(image.id, height)
+        made = self._renderer.render(image.storage_key, key, height)
+        rendition = Rendition(
+            image_id=image.id,
+            height=height,
+            storage_key=key,
+            content_type=made.content_type,
+            size_bytes=made.size_bytes,
+            pixel_width=made.width,
+            pixel_height=made.height,
+            sha256=made.sha256,
+        )
+        try:
+            with self._uow() as uow:
+                if uow.images.get(image.id) is None:
+                    raise NotFound(f"image {image.id!r} was deleted while its thumbnail rendered")
+                uow.renditions.add(rendition)
+                uow.commit()
+        except BaseException:
+            self._delete_blobs([key])
+            raise
+        return rendition
+
+    def original(self, owner: User, image_id: str) -> Image:
+        with self._uow() as uow:
+            image = self._owned(uow, owner, image_id)
+        if not owner.permissions.original_access:
+            raise Forbidden("your tiers do not include access to original images")
+        return image
+
+    def open(self, key: str) -> StoredBlob:
+        return self._blobs.open(key)
+
+    def _owned(self, uow: UnitOfWork, owner: User, image_id: str) -> Image:
+        image = uow.images.get(image_id)
+        if image is None or image.owner_id != owner.id:
+            raise NotFound(f"no image with id {image_id!r}")
+        return image
+
+    def _delete_blobs(self, keys: list[str]) -> None:
+        _delete_blobs(self._blobs, keys)
+
+
+def delete_images(
+    uow_factory: UnitOfWorkFactory, blobs: BlobStorage, links: LinkStore, image_ids: list[str]
+) -> None:
+    """Kill the links first, then the rows, then the bytes: a failure leaves no live link."""
+    for image_id in image_ids:
+        links.delete_for_image(image_id)
+        with uow_factory() as uow:
+            image = uow.images.get(image_id)
+            if image is None:
+                continue
+            keys = [image.storage_key] + [r.storage_key for r in uow.renditions.list_for(image_id)]
+            uow.renditions.delete_for(image_id)
+            uow.images.delete(image_id)
+            uow.commit()
+        _delete_blobs(blobs, keys)
+
+
+def _delete_blobs(blobs: BlobStorage, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            blobs.delete(key)
+        except Exception:  # the row is gone; an orphaned blob is only wasted space
+            log.exception("could not delete blob %s", key)
+
+
+def _user_id(user: User) -> int:
+    if user.id is None:
+        raise ValueError("user has no id")
+    return user.id

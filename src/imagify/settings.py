@@ -1,0 +1,104 @@
+"""Typed settings, read once from the environment (and a `.env` file if present)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+PREFIX = "IMAGIFY_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: str = "./var"
+    database_url: str = ""
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None
+    redis_url: str | None = None
+    renderer: str = "local"
+    lambda_function: str | None = None
+    lambda_endpoint_url: str | None = None
+    public_base_url: str | None = None
+    admin_password: str | None = None
+    secret_key: str = ""
+    token_ttl_seconds: int = 3600
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    render_workers: int = 0
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+_INTS = {"token_ttl_seconds", "max_upload_bytes", "max_image_pixels", "render_workers"}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and # comments skipped; quotes around values removed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+    """Settings from IMAGIFY_* variables; the environment wins over `.env`."""
+    env = {**(read_dotenv(dotenv) if dotenv else {}), **(os.environ if environ is None else environ)}
+    raw: dict[str, object] = {}
+    for field in Settings.__struct_fields__:
+        value = env.get(PREFIX + field.upper())
+        if value is None or value == "":
+            continue
+        if field in _INTS:
+            try:
+                raw[field] = int(value)
+            except ValueError:
+                raise SettingsError(f"{PREFIX}{field.upper()} must be an integer, got {value!r}") from None
+        else:
+            raw[field] = value
+    settings = Settings(**raw)  # type: ignore[arg-type]
+    data = settings.data_path
+    if not settings.database_url:
+        settings = msgspec.structs.replace(settings, database_url=f"sqlite:///{data / 'imagify.db'}")
+    if not settings.storage_url:
+        settings = msgspec.structs.replace(settings, storage_url=f"file://{(data / 'blobs').resolve()}")
+    if settings.renderer not in ("local", "lambda"):
+        raise SettingsError(f"{PREFIX}RENDERER must be 'local' or 'lambda', got {settings.renderer!r}")
+    for field in ("max_upload_bytes", "max_image_pixels", "token_ttl_seconds"):
+        if getattr(settings, field) <= 0:
+            raise SettingsError(f"{PREFIX}{field.upper()} must be positive")
+    return settings
+
+
+def secret_key(settings: Settings) -> str:
+    """IMAGIFY_SECRET_KEY, or one generated once into the data dir and reused after."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_path / "secret_key"
+    if path.is_file():
+        return path.read_text().strip()
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    try:
+        os.write(fd, key.encode())
+    finally:
+        os.close(fd)
+    return key
