@@ -45,7 +45,10 @@ def parse_codename(codename: str) -> str:
             f"unknown permission {codename!r}: expected 'thumbnail:<height>', "
             f"'{ORIGINAL_ACCESS}' or '{EXPIRING_LINKS}'"
         )
-    return f"thumbnail:{ThumbnailHeight(int(match.group(1))).value}"
+    try:
+        return f"thumbnail:{ThumbnailHeight(int(match.group(1))).value}"
+    except InvalidInput as error:
+        raise InvalidInput(f"permission {codename!r}: {error.detail}") from None
 
 
 def thumbnail_codename(height: int) -> str:

@@ -1,0 +1,190 @@
+"""Inspecting uploads and rendering thumbnails with Pillow.
+
+Shared by the in-process renderer and the AWS Lambda function, so it imports only the
+standard library and Pillow.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+
+# We enforce our own pixel limit from the header in inspect_image, before anything is
+# decoded; Pillow's global limit would only get in the way of a larger configured one.
+Image.MAX_IMAGE_PIXELS = None
+
+SUPPORTED = ("JPEG", "PNG", "WEBP")
+CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# Formats with a strong signature, opened only to name them in a 415 message.
+_OTHER_FORMATS = ["GIF", "BMP", "TIFF", "ICO", "ICNS", "PSD", "JPEG2000", "AVIF", "QOI", "DDS"]
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
+_DECODE_ERRORS = (
+    OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
+    struct.error, zlib.error,
+)  # fmt: skip
+
+JPEG_QUALITY = 85
+WEBP_QUALITY = 85
+REDUCING_GAP = 2.0
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG = 0x0112
+
+
+class UnsupportedImageFormat(Exception):
+    """An image, but not JPEG, PNG or WebP."""
+
+
+class InvalidImage(Exception):
+    """Empty, truncated, corrupt or not an image at all."""
+
+
+class ImageTooLarge(Exception):
+    """More pixels than allowed, decided from the header."""
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
+    """(content_type, width, height as stored) of a JPEG, PNG or WebP that fully decodes."""
+    stream.seek(0)
+    try:
+        im = Image.open(stream, formats=SUPPORTED)
+    except _DECODE_ERRORS as e:
+        raise _not_supported(stream, e) from None
+    with im:
+        fmt = im.format or ""
+        width, height = im.size
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"the image is {width}x{height} = {width * height} pixels, "
+            f"more than the limit of {max_pixels}"
+        )
+    stream.seek(0)
+    try:
+        with Image.open(stream, formats=SUPPORTED) as im:
+            if fmt == "PNG":
+                im.verify()  # every chunk's CRC through IEND, without inflating the pixels
+            elif fmt in ("JPEG", "MPO"):
+                im.draft("L", (1, 1))  # libjpeg still reads every scan, but at 1/8 scale
+                im.load()
+            else:
+                im.load()
+    except _DECODE_ERRORS as e:
+        raise InvalidImage(f"the file is not an image or is corrupt/truncated: {e}") from None
+    return CONTENT_TYPES[fmt], width, height
+
+
+def _not_supported(stream: BinaryIO, error: Exception) -> Exception:
+    """Tell a real image of another format (415) from something that is no image (400)."""
+    stream.seek(0)
+    head = stream.read(64)
+    if not head:
+        return InvalidImage("the file is empty: upload a JPEG, PNG or WebP image")
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return UnsupportedImageFormat("the file is a HEIC/HEIF image; upload JPEG, PNG or WebP")
+    stream.seek(0)
+    try:
+        with Image.open(stream, formats=_OTHER_FORMATS) as other:
+            name = other.format
+    except _DECODE_ERRORS:
+        name = None
+    if name:
+        article = "an" if name[0] in "AEIOU" else "a"
+        return UnsupportedImageFormat(
+            f"the file is {article} {name} image; upload JPEG, PNG or WebP"
+        )
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return InvalidImage(
+            "the file is text (SVG, HTML or XML), not an image: upload JPEG, PNG or WebP"
+        )
+    if isinstance(error, UnidentifiedImageError):  # its message names the stream object
+        return InvalidImage("the file is not an image or is corrupt/truncated")
+    return InvalidImage(f"the file is not an image or is corrupt/truncated: {error}")
+
+
+def render_thumbnail(source: bytes | BinaryIO, height: int) -> Thumbnail:
+    """A thumbnail `height` px high as displayed, same format, upright, without metadata."""
+    if height < 1:
+        raise ValueError(f"height must be at least 1, got {height}")
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    with Image.open(fp, formats=SUPPORTED) as im:
+        fmt = "JPEG" if im.format == "MPO" else (im.format or "")
+        # getexif() parses the header only (a PNG may load; PNG has no shrink-on-load anyway).
+        orientation = im.getexif().get(_ORIENTATION_TAG, 1)
+        turned = orientation in (5, 6, 7, 8)
+        shown_w, shown_h = im.size[::-1] if turned else im.size
+        out_h = min(height, shown_h)  # never upscale
+        out_w = max(1, round(shown_w * out_h / shown_h))
+        stored = (out_h, out_w) if turned else (out_w, out_h)
+        icc = im.info.get("icc_profile")
+
+        small: Image.Image = im
+        if small.mode in ("P", "1") or "transparency" in small.info:
+            # resize() of a palette is nearest-neighbour, and a colour key does not survive
+            # resampling: go to true colour (with alpha) first.
+            small = small.convert("RGBA" if _has_alpha(small) else "L" if small.mode == "1" else "RGB")
+        if small.size != stored:
+            # The box is one pixel looser on the free side so thumbnail() keeps the
+            # constrained side exact; JPEGs are decoded at 1/2..1/8 scale via draft().
+            w, h = stored
+            box = (w, h + 1) if turned else (w + 1, h)
+            small.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+            if small.size != stored:  # a rounding tie decided the other way
+                small = small.resize(stored, Image.Resampling.LANCZOS)
+        if orientation in _TRANSPOSE:
+            small = small.transpose(_TRANSPOSE[orientation])
+        small.load()
+        return _encode(small, fmt, icc)
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+
+
+def _encode(im: Image.Image, fmt: str, icc: bytes | None) -> Thumbnail:
+    options: dict[str, object] = {}
+    if fmt == "JPEG":
+        if im.mode not in ("RGB", "L"):
+            if im.mode == "CMYK":
+                icc = None  # a CMYK profile would mislabel the RGB pixels
+            im = im.convert("RGB")
+        options = {"quality": JPEG_QUALITY, "optimize": False, "progressive": False}
+    elif fmt == "WEBP":
+        if im.mode not in ("RGB", "RGBA"):
+            im = im.convert("RGBA" if _has_alpha(im) else "RGB")
+        options = {"quality": WEBP_QUALITY, "method": 4}
+    elif fmt == "PNG":
+        if im.mode not in ("1", "L", "LA", "I;16", "P", "RGB", "RGBA"):
+            im = im.convert("RGBA" if _has_alpha(im) else "RGB")
+        options = {"compress_level": 6}
+    else:
+        raise ValueError(f"cannot render a {fmt or 'unknown'} image")
+    # Writers fall back on im.info for some metadata (comment, ICC, transparency): clear
+    # it, so EXIF, XMP, GPS and text chunks are never written. Colour keys were turned
+    # into alpha before resizing.
+    im.info = {}
+    if icc:
+        options["icc_profile"] = icc
+    out = io.BytesIO()
+    im.save(out, fmt, **options)
+    return Thumbnail(out.getvalue(), CONTENT_TYPES[fmt], im.width, im.height)

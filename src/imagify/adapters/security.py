@@ -1,0 +1,56 @@
+"""Password hashing with argon2 and bearer tokens signed as JWTs (HS256)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import argon2
+import jwt
+
+from imagify.domain.errors import Unauthorized
+
+
+class Argon2PasswordHasher:
+    def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
+        self._hasher = hasher or argon2.PasswordHasher()
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
+
+
+class JwtTokenSigner:
+    """Tokens carry only the user id and expiry: permissions are read on every request."""
+
+    _ALGORITHM = "HS256"
+
+    def __init__(self, secret: str, ttl: timedelta) -> None:
+        self._secret = secret
+        self._ttl = ttl
+
+    def issue(self, user_id: int, now: datetime) -> tuple[str, datetime]:
+        expires = now + self._ttl
+        claims = {"sub": str(user_id), "iat": int(now.timestamp()), "exp": int(expires.timestamp())}
+        return jwt.encode(claims, self._secret, algorithm=self._ALGORITHM), expires
+
+    def read(self, token: str, now: datetime) -> int:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self._ALGORITHM],
+                options={"require": ["sub", "exp"], "verify_exp": False},
+            )
+        except jwt.PyJWTError:
+            raise Unauthorized("the bearer token is invalid; log in again") from None
+        if claims["exp"] <= now.timestamp():
+            raise Unauthorized("the bearer token has expired; log in again")
+        try:
+            return int(claims["sub"])
+        except (TypeError, ValueError):
+            raise Unauthorized("the bearer token is invalid; log in again") from None

@@ -1,0 +1,64 @@
+"""Expiring links in a SQL table, keyed by the token's hash so a database dump opens nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+
+from imagify.adapters.sql.tables import links
+from imagify.adapters.sql.unit_of_work import check_database, unreachable_as_unavailable
+from imagify.domain.model import ExpiringLink
+
+# On about one resolve in this many, remove a small batch of expired rows.
+SWEEP_ONE_IN = 50
+SWEEP_BATCH = 100
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SqlLinkStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, link: ExpiringLink) -> None:
+        with unreachable_as_unavailable(), self._engine.begin() as connection:
+            connection.execute(
+                insert(links).values(
+                    token_hash=token_hash(link.token),
+                    image_id=link.image_id,
+                    expires_at=link.expires_at,
+                )
+            )
+
+    def resolve(self, token: str, now: datetime) -> str | None:
+        query = select(links.c.image_id).where(
+            links.c.token_hash == token_hash(token), links.c.expires_at > now
+        )
+        with unreachable_as_unavailable(), self._engine.begin() as connection:
+            image_id: str | None = connection.execute(query).scalar_one_or_none()
+            if random.randrange(SWEEP_ONE_IN) == 0:
+                _sweep(connection, now)
+        return image_id
+
+    def delete_for_image(self, image_id: str) -> None:
+        with unreachable_as_unavailable(), self._engine.begin() as connection:
+            connection.execute(delete(links).where(links.c.image_id == image_id))
+
+    def check(self) -> None:
+        check_database(self._engine)
+
+
+def _sweep(connection: Connection, now: datetime) -> None:
+    # Select, then delete by key: MySQL refuses LIMIT in a subquery of DELETE.
+    expired = list(
+        connection.execute(
+            select(links.c.token_hash).where(links.c.expires_at <= now).limit(SWEEP_BATCH)
+        ).scalars()
+    )
+    if expired:
+        connection.execute(delete(links).where(links.c.token_hash.in_(expired)))

@@ -1,0 +1,277 @@
+"""The repositories on SQLAlchemy Core: rows in, domain objects out, never a commit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from imagify.adapters.sql.tables import images, renditions, tier_permissions, tiers, user_tiers, users
+from imagify.domain.model import Image, Rendition, User
+from imagify.domain.permissions import Permissions, Tier
+from imagify.domain.ports import Cursor
+
+
+class SqlAlchemyUserRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    def add(self, user: User) -> User:
+        result = self._db.execute(
+            insert(users).values(
+                username=user.username,
+                password_hash=user.password_hash,
+                is_admin=user.is_admin,
+                created_at=datetime.now(UTC),
+            )
+        )
+        user_id = result.inserted_primary_key[0]
+        self._insert_tiers(user_id, user.tiers)
+        added = self.get(user_id)
+        assert added is not None
+        return added
+
+    def get(self, user_id: int) -> User | None:
+        found = self._read(select(users).where(users.c.id == user_id))
+        return found[0] if found else None
+
+    def get_by_username(self, username: str) -> User | None:
+        found = self._read(select(users).where(users.c.username == username))
+        return found[0] if found else None
+
+    def list(self, after_username: str | None, limit: int) -> list[User]:
+        query = select(users).order_by(users.c.username).limit(limit)
+        if after_username is not None:
+            query = query.where(users.c.username > after_username)
+        return self._read(query)
+
+    def save(self, user: User) -> None:
+        if user.id is None:
+            raise ValueError("cannot save a user that was never added")
+        self._db.execute(
+            update(users)
+            .where(users.c.id == user.id)
+            .values(username=user.username, password_hash=user.password_hash, is_admin=user.is_admin)
+        )
+        self._db.execute(delete(user_tiers).where(user_tiers.c.user_id == user.id))
+        self._insert_tiers(user.id, user.tiers)
+
+    def delete(self, user_id: int) -> None:
+        self._db.execute(delete(user_tiers).where(user_tiers.c.user_id == user_id))
+        self._db.execute(delete(users).where(users.c.id == user_id))
+
+    def count_admins(self) -> int:
+        query = select(func.count()).select_from(users).where(users.c.is_admin)
+        return self._db.execute(query).scalar_one()
+
+    def count_holding_tier(self, tier_name: str) -> int:
+        query = select(func.count()).select_from(user_tiers).where(user_tiers.c.tier_name == tier_name)
+        return self._db.execute(query).scalar_one()
+
+    def _insert_tiers(self, user_id: int, tier_names: Iterable[str]) -> None:
+        rows = [{"user_id": user_id, "tier_name": name} for name in dict.fromkeys(tier_names)]
+        if rows:
+            self._db.execute(insert(user_tiers), rows)
+
+    def _read(self, query: Select[Any]) -> list[User]:
+        """The users a query selects, with their tiers and permissions: two queries in all."""
+        rows = self._db.execute(query).all()
+        if not rows:
+            return []
+        held = self._db.execute(
+            select(user_tiers.c.user_id, user_tiers.c.tier_name, tier_permissions.c.codename)
+            .select_from(user_tiers)
+            .outerjoin(tier_permissions, tier_permissions.c.tier_name == user_tiers.c.tier_name)
+            .where(user_tiers.c.user_id.in_([row.id for row in rows]))
+        ).all()
+        tier_names: dict[int, set[str]] = defaultdict(set)
+        codenames: dict[int, set[str]] = defaultdict(set)
+        for user_id, tier_name, codename in held:
+            tier_names[user_id].add(tier_name)
+            if codename is not None:
+                codenames[user_id].add(codename)
+        return [
+            User(
+                id=row.id,
+                username=row.username,
+                password_hash=row.password_hash,
+                is_admin=bool(row.is_admin),
+                tiers=sorted(tier_names[row.id]),
+                permissions=Permissions(frozenset(codenames[row.id])),
+            )
+            for row in rows
+        ]
+
+
+class SqlAlchemyTierRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    def add(self, tier: Tier) -> None:
+        self._db.execute(insert(tiers).values(name=tier.name))
+        self._insert_permissions(tier)
+
+    def get(self, name: str) -> Tier | None:
+        found = self._read(tiers.c.name == name)
+        return found[0] if found else None
+
+    def list(self) -> list[Tier]:
+        return self._read(None)
+
+    def save(self, tier: Tier) -> None:
+        self._db.execute(delete(tier_permissions).where(tier_permissions.c.tier_name == tier.name))
+        self._insert_permissions(tier)
+
+    def delete(self, name: str) -> None:
+        self._db.execute(delete(tier_permissions).where(tier_permissions.c.tier_name == name))
+        self._db.execute(delete(tiers).where(tiers.c.name == name))
+
+    def _insert_permissions(self, tier: Tier) -> None:
+        rows = [{"tier_name": tier.name, "codename": c} for c in sorted(tier.permissions.codenames)]
+        if rows:
+            self._db.execute(insert(tier_permissions), rows)
+
+    def _read(self, condition: ColumnElement[bool] | None) -> list[Tier]:
+        query = (
+            select(tiers.c.name, tier_permissions.c.codename)
+            .select_from(tiers)
+            .outerjoin(tier_permissions, tier_permissions.c.tier_name == tiers.c.name)
+            .order_by(tiers.c.name)
+        )
+        if condition is not None:
+            query = query.where(condition)
+        codenames: dict[str, set[str]] = {}
+        for name, codename in self._db.execute(query):
+            codenames.setdefault(name, set())
+            if codename is not None:
+                codenames[name].add(codename)
+        return [Tier(name, Permissions(frozenset(c))) for name, c in codenames.items()]
+
+
+class SqlAlchemyImageRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    def add(self, image: Image) -> None:
+        self._db.execute(
+            insert(images).values(
+                id=image.id,
+                owner_id=image.owner_id,
+                filename=image.filename,
+                content_type=image.content_type,
+                width=image.width,
+                height=image.height,
+                size_bytes=image.size_bytes,
+                sha256=image.sha256,
+                storage_key=image.storage_key,
+                created_at=image.created_at,
+            )
+        )
+
+    def get(self, image_id: str) -> Image | None:
+        row = self._db.execute(select(images).where(images.c.id == image_id)).first()
+        return None if row is None else _image(row)
+
+    def list_owned(self, owner_id: int, after: Cursor | None, limit: int) -> list[Image]:
+        """Newest first; `after` continues strictly past the cursor's (created_at, id)."""
+        query = (
+            select(images)
+            .where(images.c.owner_id == owner_id)
+            .order_by(images.c.created_at.desc(), images.c.id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(
+                or_(
+                    images.c.created_at < after.created_at,
+                    and_(images.c.created_at == after.created_at, images.c.id < after.image_id),
+                )
+            )
+        return [_image(row) for row in self._db.execute(query)]
+
+    def ids_owned(self, owner_id: int) -> list[str]:
+        query = (
+            select(images.c.id)
+            .where(images.c.owner_id == owner_id)
+            .order_by(images.c.created_at.desc(), images.c.id.desc())
+        )
+        return list(self._db.execute(query).scalars())
+
+    def delete(self, image_id: str) -> None:
+        self._db.execute(delete(images).where(images.c.id == image_id))
+
+
+class SqlAlchemyRenditionRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    def add(self, rendition: Rendition) -> None:
+        self._db.execute(
+            insert(renditions).values(
+                image_id=rendition.image_id,
+                height=rendition.height,
+                storage_key=rendition.storage_key,
+                content_type=rendition.content_type,
+                size_bytes=rendition.size_bytes,
+                pixel_width=rendition.pixel_width,
+                pixel_height=rendition.pixel_height,
+                sha256=rendition.sha256,
+            )
+        )
+
+    def get(self, image_id: str, height: int) -> Rendition | None:
+        query = select(renditions).where(
+            renditions.c.image_id == image_id, renditions.c.height == height
+        )
+        row = self._db.execute(query).first()
+        return None if row is None else _rendition(row)
+
+    def list_for(self, image_id: str) -> list[Rendition]:
+        query = select(renditions).where(renditions.c.image_id == image_id).order_by(renditions.c.height)
+        return [_rendition(row) for row in self._db.execute(query)]
+
+    def delete_for(self, image_id: str) -> None:
+        self._db.execute(delete(renditions).where(renditions.c.image_id == image_id))
+
+
+def _image(row: Row[Any]) -> Image:
+    return Image(
+        id=row.id,
+        owner_id=row.owner_id,
+        filename=row.filename,
+        content_type=row.content_type,
+        width=row.width,
+        height=row.height,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        storage_key=row.storage_key,
+        created_at=row.created_at,
+    )
+
+
+def _rendition(row: Row[Any]) -> Rendition:
+    return Rendition(
+        image_id=row.image_id,
+        height=row.height,
+        storage_key=row.storage_key,
+        content_type=row.content_type,
+        size_bytes=row.size_bytes,
+        pixel_width=row.pixel_width,
+        pixel_height=row.pixel_height,
+        sha256=row.sha256,
+    )

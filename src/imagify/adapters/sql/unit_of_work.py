@@ -1,0 +1,146 @@
+"""The engine, and the unit of work: one connection, one transaction at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from imagify.adapters.sql.repositories import (
+    SqlAlchemyImageRepository,
+    SqlAlchemyRenditionRepository,
+    SqlAlchemyTierRepository,
+    SqlAlchemyUserRepository,
+)
+from imagify.domain.errors import Unavailable
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA foreign_keys=OFF",
+    "PRAGMA synchronous=NORMAL",
+)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for the backend: SQLite in WAL mode, or MySQL/PlanetScale."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        in_memory = database in ("", ":memory:") or "mode=memory" in database
+        if not in_memory and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
+        engine = create_engine(
+            parsed, pool_pre_ping=True, connect_args={"check_same_thread": False}, **options
+        )
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    if backend in ("mysql", "mariadb"):
+        if "charset" not in parsed.query:
+            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        # PlanetScale and most proxies drop idle connections after about five minutes.
+        return create_engine(
+            parsed, pool_pre_ping=True, pool_recycle=280, isolation_level="READ COMMITTED"
+        )
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def check_database(engine: Engine) -> None:
+    """Raise Unavailable unless the database answers a trivial query."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        raise _unavailable(exc) from exc
+
+
+class SqlAlchemyUnitOfWork:
+    """One connection for the block; the transaction begins on first use, again after commit()."""
+
+    users: SqlAlchemyUserRepository
+    tiers: SqlAlchemyTierRepository
+    images: SqlAlchemyImageRepository
+    renditions: SqlAlchemyRenditionRepository
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def __enter__(self) -> SqlAlchemyUnitOfWork:
+        try:
+            connection = self._engine.connect()
+            connection.begin()
+        except DBAPIError as exc:
+            raise _unavailable(exc) from exc
+        self._connection = connection
+        self.users = SqlAlchemyUserRepository(connection)
+        self.tiers = SqlAlchemyTierRepository(connection)
+        self.images = SqlAlchemyImageRepository(connection)
+        self.renditions = SqlAlchemyRenditionRepository(connection)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.rollback()  # a no-op after commit() with nothing read since
+        except DBAPIError:
+            pass  # the connection is already gone; closing it is all that is left
+        finally:
+            connection.close()
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            raise _unavailable(exc) from exc
+
+    def commit(self) -> None:
+        with unreachable_as_unavailable():
+            self._active().commit()
+
+    def rollback(self) -> None:
+        self._active().rollback()
+
+    def _active(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("the unit of work is used outside its `with` block")
+        return self._connection
+
+
+class SqlAlchemyUnitOfWorkFactory:
+    """Makes a fresh unit of work per use, all sharing one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __call__(self) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(self._engine)
+
+
+@contextmanager
+def unreachable_as_unavailable() -> Iterator[None]:
+    """Turn a lost or refused connection into Unavailable; constraint errors pass through."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            raise _unavailable(exc) from exc
+        raise
+
+
+def _unavailable(exc: DBAPIError) -> Unavailable:
+    return Unavailable(f"the database is unreachable: {exc.orig}")

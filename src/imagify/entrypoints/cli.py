@@ -1,0 +1,161 @@
+"""The `imagify` command: serve, migrate, and manage users and tiers through the use cases."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from imagify.domain.errors import DomainError
+from imagify.entrypoints.container import Container, build_container
+from imagify.settings import SettingsError, load_settings
+
+CLI_ACTOR = "cli"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input ends with one line on stderr and exit 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (DomainError, SettingsError) as error:
+            _fail(getattr(error, "detail", None) or str(error))
+        except SQLAlchemyError as error:
+            reason = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
+            _fail(f"database error ({reason}); is it reachable and migrated (imagify migrate)?")
+
+    return wrapper
+
+
+def container() -> Container:
+    return build_container(load_settings())
+
+
+def announce_first_admin(app: Container) -> None:
+    generated = app.auth().ensure_first_admin(app.settings().admin_password)
+    if generated:
+        click.echo(
+            "Created the first admin. Log in as 'admin' with this password, shown only once:\n"
+            f"    {generated}\n"
+            "(set IMAGIFY_ADMIN_PASSWORD before the first run to choose it yourself)"
+        )
+
+
+@click.group()
+def main() -> None:
+    """Imagify: a tier-based image API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@one_line_errors
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    app = container()
+    announce_first_admin(app)
+    click.echo(f"Imagify on http://{host}:{port}  (API docs at /)")
+    uvicorn.run(
+        "imagify.entrypoints.http.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@main.command()
+@one_line_errors
+def migrate() -> None:
+    """Apply the database migrations (idempotent), then make sure an admin exists."""
+    from imagify.adapters.sql.migrate import upgrade
+
+    app = container()
+    upgrade(app.settings().database_url)
+    click.echo("database is up to date")
+    announce_first_admin(app)
+
+
+@main.group()
+def users() -> None:
+    """Inspect and change users."""
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--password", required=True, help="the password, or '-' to read it from stdin")
+@click.option("--tier", "tiers", multiple=True, help="a tier to hold (repeatable)")
+@click.option("--admin", is_flag=True, help="make the user an admin")
+@one_line_errors
+def users_create(name: str, password: str, tiers: tuple[str, ...], admin: bool) -> None:
+    """Create a user."""
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\r\n")
+    user = container().admin().create_user(CLI_ACTOR, name, password, tiers, admin)
+    click.echo(f"created {user.username} (tiers: {', '.join(user.tiers) or 'none'})")
+
+
+@users.command("list")
+@one_line_errors
+def users_list() -> None:
+    """List users with their tiers."""
+    admin = container().admin()
+    after = None
+    while page := admin.list_users(after):
+        for user in page:
+            flag = " [admin]" if user.is_admin else ""
+            click.echo(f"{user.username}{flag}\t{', '.join(user.tiers) or '-'}")
+        after = page[-1].username
+
+
+@users.command("set-tiers")
+@click.argument("name")
+@click.argument("tiers", nargs=-1)
+@one_line_errors
+def users_set_tiers(name: str, tiers: tuple[str, ...]) -> None:
+    """Replace a user's tiers."""
+    user = container().admin().update_user(CLI_ACTOR, name, tiers=tiers)
+    click.echo(f"{user.username}: {', '.join(user.tiers) or 'no tiers'}")
+
+
+@main.group()
+def tiers() -> None:
+    """Inspect and create tiers."""
+
+
+@tiers.command("list")
+@one_line_errors
+def tiers_list() -> None:
+    """List tiers with their permissions."""
+    for tier in container().admin().list_tiers():
+        click.echo(f"{tier.name}\t{' '.join(tier.permissions.sorted()) or '-'}")
+
+
+@tiers.command("create")
+@click.argument("name")
+@click.option("--thumbnail", "heights", multiple=True, type=int, help="a thumbnail height (repeatable)")
+@click.option("--original", is_flag=True, help="grant access to original images")
+@click.option("--expiring-links", is_flag=True, help="grant creating expiring links")
+@one_line_errors
+def tiers_create(name: str, heights: tuple[int, ...], original: bool, expiring_links: bool) -> None:
+    """Create a tier."""
+    codenames = [f"thumbnail:{h}" for h in heights]
+    codenames += ["can_access_original_image"] if original else []
+    codenames += ["can_generate_expiring_link"] if expiring_links else []
+    tier = container().admin().create_tier(CLI_ACTOR, name, codenames)
+    click.echo(f"created tier {tier.name}: {' '.join(tier.permissions.sorted()) or 'no permissions'}")

@@ -1,0 +1,89 @@
+"""The one composition root: picks each adapter from Settings and wires the use cases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+from dependency_injector import containers, providers
+
+from imagify.adapters.local_storage import LocalFolderBlobStorage
+from imagify.adapters.pillow import PillowImageInspector, PillowRenderer
+from imagify.adapters.security import Argon2PasswordHasher, JwtTokenSigner
+from imagify.adapters.sql import (
+    SqlAlchemyUnitOfWorkFactory,
+    SqlLinkStore,
+    check_database,
+    make_engine,
+)
+from imagify.adapters.system import LocalLockManager, SecretsIdGenerator, SystemClock
+from imagify.domain.ports import BlobStorage, LinkStore, Renderer
+from imagify.domain.services.admin import AdminService
+from imagify.domain.services.auth import AuthService
+from imagify.domain.services.images import ImageService
+from imagify.domain.services.links import LinkService
+from imagify.settings import Settings, SettingsError, secret_key
+
+
+def build_blob_storage(settings: Settings) -> BlobStorage:
+    url = urlparse(settings.storage_url)
+    if url.scheme == "file":
+        return LocalFolderBlobStorage(Path(url.netloc + url.path))
+    raise SettingsError(
+        f"IMAGIFY_STORAGE_URL {settings.storage_url!r} is not supported: use file:///path"
+    )
+
+
+def build_link_store(settings: Settings, engine: object) -> LinkStore:
+    if settings.redis_url:
+        raise SettingsError("IMAGIFY_REDIS_URL is not supported yet: leave it unset")
+    return SqlLinkStore(engine)  # type: ignore[arg-type]
+
+
+def build_renderer(settings: Settings, blobs: BlobStorage) -> Renderer:
+    if settings.renderer == "lambda":
+        raise SettingsError("IMAGIFY_RENDERER=lambda is not supported yet: use 'local'")
+    return PillowRenderer(blobs, settings.render_workers)
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    engine = providers.Singleton(make_engine, settings.provided.database_url)
+    uow = providers.Singleton(SqlAlchemyUnitOfWorkFactory, engine)
+    database_check = providers.Callable(check_database, engine)
+    blobs = providers.Singleton(build_blob_storage, settings)
+    links = providers.Singleton(build_link_store, settings, engine)
+    renderer = providers.Singleton(build_renderer, settings, blobs)
+    inspector = providers.Singleton(PillowImageInspector, settings.provided.max_image_pixels)
+    locks = providers.Singleton(
+        LocalLockManager, providers.Callable(lambda s: s.data_path / "locks", settings)
+    )
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(SecretsIdGenerator)
+    hasher = providers.Singleton(Argon2PasswordHasher)
+    signer = providers.Singleton(
+        JwtTokenSigner,
+        providers.Callable(secret_key, settings),
+        providers.Callable(lambda s: timedelta(seconds=s.token_ttl_seconds), settings),
+    )
+
+    images = providers.Singleton(
+        ImageService, uow, blobs, links, renderer, inspector, locks, clock, ids
+    )
+    link_service = providers.Singleton(LinkService, uow, links, clock, ids)
+    auth = providers.Singleton(AuthService, uow, hasher, signer, clock)
+    admin = providers.Singleton(AdminService, uow, hasher, blobs, links)
+
+
+def shutdown(container: Container) -> None:
+    """Release long-lived clients: the render pool and the database pool."""
+    close = getattr(container.renderer(), "close", None)
+    if close is not None:
+        close()
+    container.engine().dispose()
+
+
+def build_container(settings: Settings) -> Container:
+    return Container(settings=settings)

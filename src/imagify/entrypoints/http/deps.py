@@ -1,0 +1,74 @@
+"""Small Provide functions bridging the container into Litestar, and the bearer-token user."""
+
+from __future__ import annotations
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from imagify.domain.errors import Forbidden, Unauthorized
+from imagify.domain.model import User
+from imagify.domain.services.admin import AdminService
+from imagify.domain.services.auth import AuthService
+from imagify.domain.services.images import ImageService
+from imagify.domain.services.links import LinkService
+from imagify.settings import Settings
+
+SECURITY = [{"OAuth2PasswordBearer": []}, {"BearerToken": []}]
+
+
+def provide_settings(state: State) -> Settings:
+    return state.container.settings()
+
+
+def provide_images(state: State) -> ImageService:
+    return state.container.images()
+
+
+def provide_links(state: State) -> LinkService:
+    return state.container.link_service()
+
+
+def provide_auth(state: State) -> AuthService:
+    return state.container.auth()
+
+
+def provide_admin(state: State) -> AdminService:
+    return state.container.admin()
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized(
+            "missing 'Authorization: Bearer <token>' header; get a token from POST /api/v1/auth/token"
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def provide_user(request: Request, auth: AuthService) -> User:
+    return auth.authenticate(bearer_token(request))
+
+
+def provide_admin_user(user: User) -> User:
+    if not user.is_admin:
+        raise Forbidden("only admins may use the admin API")
+    return user
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    return (settings.public_base_url or str(request.base_url)).rstrip("/")
+
+
+DEPENDENCIES = {
+    "settings": Provide(provide_settings, sync_to_thread=False),
+    "images": Provide(provide_images, sync_to_thread=False),
+    "links": Provide(provide_links, sync_to_thread=False),
+    "auth": Provide(provide_auth, sync_to_thread=False),
+    "admin": Provide(provide_admin, sync_to_thread=False),
+}
+USER = {"user": Provide(provide_user, sync_to_thread=True)}
+ADMIN = {**USER, "admin_user": Provide(provide_admin_user, sync_to_thread=False)}

@@ -1,0 +1,47 @@
+"""The interactive API page at `/`, with Swagger UI 5 served by the app itself (no CDN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import swagger_ui
+from litestar import MediaType, get
+from litestar.static_files import create_static_files_router
+
+ASSETS = Path(swagger_ui.__file__).parent / "static"
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Imagify API</title>
+  <link rel="stylesheet" href="/docs/static/swagger-ui.css">
+  <link rel="icon" type="image/png" href="/docs/static/favicon-32x32.png">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/static/swagger-ui-bundle.js"></script>
+  <script src="/docs/static/swagger-ui-standalone-preset.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({
+      url: "/schema/openapi.json",
+      dom_id: "#swagger-ui",
+      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+      layout: "StandaloneLayout",
+      oauth2RedirectUrl: window.location.origin + "/docs/static/oauth2-redirect.html",
+      persistAuthorization: true
+    });
+  </script>
+</body>
+</html>
+"""
+
+
+@get("/", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=False)
+def docs_page() -> str:
+    return PAGE
+
+
+docs_assets = create_static_files_router(
+    path="/docs/static", directories=[ASSETS], name="docs-static", include_in_schema=False
+)

@@ -1,0 +1,130 @@
+"""The image routes: upload, list, get, delete, thumbnails, originals and expiring links."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from imagify.domain.model import User
+from imagify.domain.services.images import ImageService
+from imagify.domain.services.links import LinkService
+from imagify.entrypoints.http.deps import SECURITY, USER, base_url
+from imagify.entrypoints.http.openapi_docs import UploadOperation, errors
+from imagify.entrypoints.http.responses import (
+    blob_response,
+    bytes_response,
+    not_modified,
+    not_modified_response,
+)
+from imagify.entrypoints.http.schemas import ImageOut, ImagePage, LinkIn, LinkOut, image_out
+from imagify.entrypoints.http.upload import receive_upload
+from imagify.settings import Settings
+
+THUMBNAIL_CACHE = "private, max-age=86400"
+ORIGINAL_CACHE = "private, max-age=3600"
+
+
+class ImageController(Controller):
+    path = "/api/v1/images"
+    tags = ["images"]
+    security = SECURITY
+    dependencies = USER
+
+    @post(
+        "/",
+        status_code=201,
+        operation_class=UploadOperation,
+        responses=errors(400, 401, 413, 415, 503),
+        summary="Upload an image (multipart, field 'file')",
+    )
+    async def upload(
+        self, request: Request, user: User, images: ImageService, settings: Settings
+    ) -> ImageOut:
+        upload = await receive_upload(request, settings.max_upload_bytes)
+        try:
+            image = await anyio.to_thread.run_sync(
+                images.upload, user, upload.filename, upload.file, upload.size
+            )
+        finally:
+            upload.file.close()
+        return image_out(image, user, base_url(request, settings))
+
+    @get("/", sync_to_thread=True, responses=errors(400, 401), summary="Your images, newest first")
+    def list_images(
+        self,
+        request: Request,
+        user: User,
+        images: ImageService,
+        settings: Settings,
+        limit: Annotated[int, Parameter(ge=1, le=100, description="page size")] = 20,
+        cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+    ) -> ImagePage:
+        page = images.list(user, cursor, limit)
+        base = base_url(request, settings)
+        return ImagePage([image_out(i, user, base) for i in page.items], page.next_cursor)
+
+    @get("/{image_id:str}", sync_to_thread=True, responses=errors(401, 404), summary="One image")
+    def get_image(
+        self, request: Request, user: User, images: ImageService, settings: Settings, image_id: str
+    ) -> ImageOut:
+        return image_out(images.get(user, image_id), user, base_url(request, settings))
+
+    @delete("/{image_id:str}", sync_to_thread=True, responses=errors(401, 404, 503),
+            summary="Delete an image, its thumbnails and its links")
+    def delete_image(self, user: User, images: ImageService, image_id: str) -> None:
+        images.delete(user, image_id)
+
+    @get(
+        "/{image_id:str}/thumbnails/{height:int}",
+        sync_to_thread=True,
+        responses=errors(400, 401, 403, 404, 502, 503),
+        summary="A thumbnail, rendered on first access",
+        media_type="image/*",
+    )
+    def thumbnail(
+        self, request: Request, user: User, images: ImageService, image_id: str, height: int
+    ) -> Response:
+        rendition = images.thumbnail(user, image_id, height)
+        if not_modified(request, rendition.etag):
+            return not_modified_response(rendition.etag, THUMBNAIL_CACHE)
+        data = images.open(rendition.storage_key).read_all()
+        return bytes_response(data, rendition.etag, THUMBNAIL_CACHE, rendition.content_type)
+
+    @get(
+        "/{image_id:str}/original",
+        sync_to_thread=True,
+        responses=errors(401, 403, 404, 503),
+        summary="The original bytes",
+        media_type="image/*",
+    )
+    def original(
+        self, request: Request, user: User, images: ImageService, image_id: str
+    ) -> Response | Stream:
+        image = images.original(user, image_id)
+        if not_modified(request, image.etag):
+            return not_modified_response(image.etag, ORIGINAL_CACHE)
+        blob = images.open(image.storage_key)
+        return blob_response(blob, image.etag, ORIGINAL_CACHE, image.content_type)
+
+    @post(
+        "/{image_id:str}/expiring-links",
+        status_code=201,
+        sync_to_thread=True,
+        responses=errors(400, 401, 403, 404, 503),
+        summary="A link to the original that works without auth until it expires",
+    )
+    def create_link(
+        self,
+        request: Request,
+        user: User,
+        links: LinkService,
+        settings: Settings,
+        image_id: str,
+        data: LinkIn,
+    ) -> LinkOut:
+        link = links.create(user, image_id, data.seconds)
+        return LinkOut(f"{base_url(request, settings)}/l/{link.token}", link.token, link.expires_at)

@@ -1,0 +1,112 @@
+"""Routes anyone may call: log in, follow an expiring link, health."""
+
+from __future__ import annotations
+
+import anyio
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from litestar.response import Stream
+
+from imagify.domain.errors import DomainError, InvalidInput
+from imagify.domain.model import User
+from imagify.domain.services.auth import AuthService
+from imagify.domain.services.images import ImageService
+from imagify.domain.services.links import LinkService
+from imagify.entrypoints.http.deps import SECURITY, USER
+from imagify.entrypoints.http.errors import error_response
+from imagify.entrypoints.http.openapi_docs import TokenOperation, errors
+from imagify.entrypoints.http.responses import blob_response, not_modified, not_modified_response
+from imagify.entrypoints.http.schemas import MeOut, TokenIn, TokenOut, me_out
+
+MAX_LOGIN_BODY = 16 * 1024
+
+
+async def _credentials(request: Request) -> TokenIn:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if len(body) > MAX_LOGIN_BODY:
+        raise InvalidInput("the login body is too large")
+    if content_type == "application/x-www-form-urlencoded":
+        form = await request.form()
+        username, password = form.get("username"), form.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise InvalidInput("send the form fields 'username' and 'password'")
+        return TokenIn(username, password)
+    try:
+        return msgspec.json.decode(body, type=TokenIn)
+    except msgspec.DecodeError as error:
+        raise InvalidInput(
+            f'send JSON {{"username": "...", "password": "..."}} or an OAuth2 password form: {error}'
+        ) from None
+
+
+@post(
+    "/api/v1/auth/token",
+    status_code=201,
+    tags=["auth"],
+    operation_class=TokenOperation,
+    responses=errors(400, 401),
+    summary="Exchange a username and password for a bearer token",
+)
+async def issue_token(request: Request, auth: AuthService) -> TokenOut:
+    credentials = await _credentials(request)
+    token, expires = await anyio.to_thread.run_sync(
+        auth.issue_token, credentials.username, credentials.password
+    )
+    return TokenOut(token, "bearer", expires)
+
+
+@get("/api/v1/me", sync_to_thread=False, tags=["auth"], security=SECURITY, dependencies=USER,
+     responses=errors(401), summary="Who am I, and what may I do")
+def me(user: User) -> MeOut:
+    return me_out(user)
+
+
+@get(
+    "/l/{token:str}",
+    sync_to_thread=True,
+    tags=["links"],
+    responses=errors(404),
+    summary="The original behind an expiring link",
+    media_type="image/*",
+)
+def follow_link(request: Request, token: str, links: LinkService, images: ImageService) -> Response | Stream:
+    image = links.resolve(token)
+    cache = "private, no-cache"  # revalidate each time, so an expired link stops working
+    if not_modified(request, image.etag):
+        return not_modified_response(image.etag, cache)
+    return blob_response(images.open(image.storage_key), image.etag, cache, image.content_type)
+
+
+@get("/health/live", sync_to_thread=False, tags=["health"], summary="The process is up")
+def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/health/ready", sync_to_thread=True, tags=["health"], responses=errors(503),
+     summary="Database, storage and link store all answer")
+def ready(state: State) -> Response:
+    container = state.container
+    checks: dict[str, str] = {}
+    failed: list[str] = []
+    for name, check in (
+        ("database", container.database_check),
+        ("storage", lambda: container.blobs().check()),
+        ("link_store", lambda: container.links().check()),
+    ):
+        try:
+            check()
+            checks[name] = "ok"
+        except DomainError as error:
+            checks[name] = error.detail
+            failed.append(f"{name}: {error.detail}")
+        except Exception as error:  # a broken adapter must still give a readable answer
+            checks[name] = f"{type(error).__name__}: {error}"
+            failed.append(f"{name}: {checks[name]}")
+    if failed:
+        response = error_response(503, "not ready: " + "; ".join(failed))
+        response.content["checks"] = checks  # type: ignore[index]
+        return response
+    return Response({"status": "ready", "checks": checks})
+

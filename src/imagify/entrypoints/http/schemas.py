@@ -1,0 +1,111 @@
+"""msgspec Structs at the HTTP edge, and how domain objects become them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from imagify.domain.model import Image, User
+from imagify.domain.permissions import Tier
+
+
+class ImageLinks(msgspec.Struct, omit_defaults=True):
+    thumbnails: dict[str, str]
+    original: str | None = None
+
+
+class ImageOut(msgspec.Struct):
+    id: str
+    filename: str
+    content_type: str
+    width: int
+    height: int
+    size_bytes: int
+    created_at: datetime
+    links: ImageLinks
+
+
+class ImagePage(msgspec.Struct):
+    items: list[ImageOut]
+    next_cursor: str | None
+
+
+class TokenIn(msgspec.Struct):
+    username: str
+    password: str
+
+
+class TokenOut(msgspec.Struct):
+    access_token: str
+    token_type: str
+    expires_at: datetime
+
+
+class LinkIn(msgspec.Struct):
+    seconds: int
+
+
+class LinkOut(msgspec.Struct):
+    url: str
+    token: str
+    expires_at: datetime
+
+
+class MeOut(msgspec.Struct):
+    username: str
+    is_admin: bool
+    tiers: list[str]
+    permissions: list[str]
+
+
+class ErrorOut(msgspec.Struct):
+    status_code: int
+    detail: str
+
+
+class TierOut(msgspec.Struct):
+    name: str
+    permissions: list[str]
+    thumbnail_heights: list[int]
+    original_access: bool
+    expiring_links: bool
+
+
+class UserOut(msgspec.Struct):
+    username: str
+    tiers: list[str]
+    is_admin: bool
+    permissions: list[str]
+
+
+def image_out(image: Image, user: User, base_url: str) -> ImageOut:
+    """Links hold exactly the renditions the caller may fetch now."""
+    prefix = f"{base_url}/api/v1/images/{image.id}"
+    perms = user.permissions
+    return ImageOut(
+        id=image.id,
+        filename=image.filename,
+        content_type=image.content_type,
+        width=image.width,
+        height=image.height,
+        size_bytes=image.size_bytes,
+        created_at=image.created_at,
+        links=ImageLinks(
+            thumbnails={str(h): f"{prefix}/thumbnails/{h}" for h in perms.thumbnail_heights},
+            original=f"{prefix}/original" if perms.original_access else None,
+        ),
+    )
+
+
+def me_out(user: User) -> MeOut:
+    return MeOut(user.username, user.is_admin, list(user.tiers), user.permissions.sorted())
+
+
+def tier_out(tier: Tier) -> TierOut:
+    p = tier.permissions
+    return TierOut(tier.name, p.sorted(), p.thumbnail_heights, p.original_access, p.expiring_links)
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(user.username, list(user.tiers), user.is_admin, user.permissions.sorted())

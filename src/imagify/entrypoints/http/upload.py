@@ -1,0 +1,75 @@
+"""Receive a multipart upload as a stream: spool the `file` part, stop at the byte limit."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import IO
+
+import multipart
+from litestar import Request
+
+from imagify.domain.errors import InvalidInput, TooLarge, UnsupportedFormat
+
+SPOOL_IN_MEMORY = 1024 * 1024
+FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and small fields around the file
+
+
+@dataclass
+class Upload:
+    filename: str | None
+    file: IO[bytes]
+    size: int
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"the upload is larger than the limit of {limit} bytes")
+
+
+async def receive_upload(request: Request, max_bytes: int) -> Upload:
+    content_type, options = multipart.parse_options_header(request.headers.get("content-type", ""))
+    if content_type != "multipart/form-data" or not options.get("boundary"):
+        raise UnsupportedFormat(
+            "send the image as multipart/form-data with the image in the field 'file'"
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + FORM_OVERHEAD:
+        raise _too_large(max_bytes)
+
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    filename: str | None = None
+    found = False
+    received = 0
+    writing = False
+    try:
+        parser = multipart.PushMultipartParser(
+            options["boundary"], max_header_count=16, max_segment_count=32
+        )
+        with parser:  # leaving the block checks the body was complete
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > max_bytes + FORM_OVERHEAD:
+                    raise _too_large(max_bytes)
+                for event in parser.parse(chunk):
+                    if isinstance(event, multipart.MultipartSegment):
+                        writing = event.name == "file" and not found
+                        if writing:
+                            found, filename = True, event.filename
+                    elif event is None:
+                        writing = False
+                    elif writing:
+                        if spool.tell() + len(event) > max_bytes:
+                            raise _too_large(max_bytes)
+                        spool.write(event)
+    except multipart.ParserError as error:
+        spool.close()
+        raise InvalidInput(f"the multipart body is malformed: {error}") from None
+    except BaseException:
+        spool.close()
+        raise
+    if not found:
+        spool.close()
+        raise InvalidInput("the multipart body has no field 'file': send the image in 'file'")
+    size = spool.tell()
+    spool.seek(0)
+    return Upload(filename, spool, size)

@@ -1,0 +1,410 @@
+"""The SQL adapters and migrations against a temp-file SQLite and a fresh MariaDB database."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pymysql
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, make_url, select
+
+from imagify.adapters.sql import (
+    SqlAlchemyUnitOfWork,
+    SqlAlchemyUnitOfWorkFactory,
+    SqlLinkStore,
+    check_database,
+    current_revision,
+    downgrade,
+    make_engine,
+    upgrade,
+)
+from imagify.adapters.sql.tables import links as links_table
+from imagify.adapters.sql.tables import metadata
+from imagify.domain.errors import Unavailable
+from imagify.domain.model import ExpiringLink, Image, Rendition, User
+from imagify.domain.permissions import Permissions, Tier
+from imagify.domain.ports import Cursor
+
+pytestmark = pytest.mark.integration
+
+MYSQL_URL = os.environ.get("IMAGIFY_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+TABLES = {"users", "tiers", "tier_permissions", "user_tiers", "images", "renditions", "links"}
+T0 = datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+def _fresh_mysql_database() -> Iterator[str]:
+    server = make_url(MYSQL_URL)
+    try:
+        admin = pymysql.connect(
+            host=server.host or "127.0.0.1",
+            port=server.port or 3306,
+            user=server.username or "root",
+            password=server.password or "",
+            connect_timeout=3,
+        )
+    except pymysql.err.OperationalError as exc:
+        pytest.skip(f"MariaDB is not reachable at {server.host}:{server.port or 3306}: {exc}")
+    name = f"imagify_test_{secrets.token_hex(4)}"
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'imagify.db'}"
+    else:
+        yield from _fresh_mysql_database()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def uow(engine: Engine) -> SqlAlchemyUnitOfWorkFactory:
+    return SqlAlchemyUnitOfWorkFactory(engine)
+
+
+def _image(image_id: str, owner_id: int = 1, created_at: datetime = T0) -> Image:
+    return Image(
+        id=image_id,
+        owner_id=owner_id,
+        filename="cat.jpg",
+        content_type="image/jpeg",
+        width=4000,
+        height=3000,
+        size_bytes=5_000_000_000,
+        sha256="a" * 64,
+        storage_key=f"originals/{image_id}",
+        created_at=created_at,
+    )
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+# Migrations
+
+
+def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(database_url: str) -> None:
+    assert current_revision(database_url) is None
+    upgrade(database_url)
+    assert current_revision(database_url) == "0001"
+    assert _tables(database_url) == TABLES
+    engine = make_engine(database_url)
+    try:
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            tiers = {t.name: t.permissions.sorted() for t in uow.tiers.list()}
+    finally:
+        engine.dispose()
+    assert tiers == {
+        "basic": ["thumbnail:200"],
+        "premium": ["thumbnail:200", "thumbnail:400"],
+        "enterprise": [
+            "thumbnail:200",
+            "thumbnail:400",
+            "can_access_original_image",
+            "can_generate_expiring_link",
+        ],
+    }
+
+
+def test_downgrading_to_base_drops_every_table_and_upgrading_again_works(database_url: str) -> None:
+    upgrade(database_url)
+    upgrade(database_url)  # idempotent
+    downgrade(database_url)
+    assert _tables(database_url) == set()
+    assert current_revision(database_url) is None
+    upgrade(database_url)
+    assert _tables(database_url) == TABLES
+
+
+def test_migrating_leaves_the_application_loggers_enabled(database_url: str) -> None:
+    logger = logging.getLogger("imagify.audit")
+    upgrade(database_url)
+    assert not logger.disabled
+
+
+def test_the_schema_has_no_foreign_keys_and_indexes_the_listing(engine: Engine) -> None:
+    schema = inspect(engine)
+    for table in TABLES:
+        assert schema.get_foreign_keys(table) == []
+    indexes = {i["name"]: i["column_names"] for i in schema.get_indexes("images")}
+    assert indexes["ix_images_owner_created"] == ["owner_id", "created_at", "id"]
+    assert [i["column_names"] for i in schema.get_indexes("user_tiers")] == [["tier_name"]]
+
+
+def test_the_tables_module_matches_what_the_migrations_create(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+
+
+# Users and tiers
+
+
+def test_a_user_round_trips_with_tiers_sorted_and_the_union_of_their_permissions(
+    uow: SqlAlchemyUnitOfWorkFactory,
+) -> None:
+    with uow() as u:
+        added = u.users.add(User(None, "ann", "hash", False, ["premium", "basic"]))
+        u.commit()
+    assert added.id is not None
+    with uow() as u:
+        by_id = u.users.get(added.id)
+        by_name = u.users.get_by_username("ann")
+    assert by_id == by_name == added
+    assert added.tiers == ["basic", "premium"]
+    assert added.permissions == Permissions.parse(["thumbnail:200", "thumbnail:400"])
+
+    with uow() as u:
+        u.tiers.add(Tier("photographers", Permissions.parse(["thumbnail:600", "can_generate_expiring_link"])))
+        u.users.add(User(None, "bob", "hash", True, ["basic", "photographers"]))
+        u.commit()
+        bob = u.users.get_by_username("bob")
+    assert bob is not None and bob.is_admin
+    assert bob.permissions.sorted() == ["thumbnail:200", "thumbnail:600", "can_generate_expiring_link"]
+
+
+def test_saving_a_user_rewrites_the_row_and_tiers_and_deleting_removes_both(
+    uow: SqlAlchemyUnitOfWorkFactory,
+) -> None:
+    with uow() as u:
+        ann = u.users.add(User(None, "ann", "hash", False, ["basic"]))
+        u.commit()
+    assert ann.id is not None
+    ann.password_hash, ann.is_admin, ann.tiers = "new-hash", True, ["enterprise"]
+    with uow() as u:
+        u.users.save(ann)
+        u.commit()
+    with uow() as u:
+        saved = u.users.get(ann.id)
+        assert saved is not None
+        assert (saved.password_hash, saved.is_admin, saved.tiers) == ("new-hash", True, ["enterprise"])
+        assert saved.permissions.original_access
+        assert u.users.count_admins() == 1
+        assert u.users.count_holding_tier("enterprise") == 1
+        assert u.users.count_holding_tier("basic") == 0
+        u.users.delete(ann.id)
+        u.commit()
+    with uow() as u:
+        assert u.users.get(ann.id) is None
+        assert u.users.count_holding_tier("enterprise") == 0
+        assert u.users.get_by_username("nobody") is None
+
+
+def test_users_are_listed_by_username_in_keyset_pages(uow: SqlAlchemyUnitOfWorkFactory) -> None:
+    names = ["dora", "ann", "Carl", "bob", "eve"]
+    with uow() as u:
+        for name in names:
+            u.users.add(User(None, name, "hash", False, ["basic"]))
+        u.commit()
+    with uow() as u:
+        first = u.users.list(None, 2)
+        second = u.users.list(first[-1].username, 2)
+        third = u.users.list(second[-1].username, 2)
+    listed = [x.username for x in first + second + third]
+    assert listed == sorted(names)  # byte order on both backends: "Carl" before "ann"
+    assert all(x.tiers == ["basic"] for x in first + second + third)
+
+
+def test_saving_a_tier_replaces_its_permissions_and_deleting_removes_them(
+    uow: SqlAlchemyUnitOfWorkFactory,
+) -> None:
+    with uow() as u:
+        u.tiers.add(Tier("pros", Permissions.parse(["thumbnail:100", "thumbnail:600"])))
+        u.commit()
+    with uow() as u:
+        u.tiers.save(Tier("pros", Permissions.parse(["thumbnail:800", "can_access_original_image"])))
+        u.commit()
+    with uow() as u:
+        pros = u.tiers.get("pros")
+        assert pros is not None
+        assert pros.permissions.sorted() == ["thumbnail:800", "can_access_original_image"]
+        u.tiers.save(Tier("pros", Permissions()))
+        u.commit()
+    with uow() as u:
+        assert u.tiers.get("pros") == Tier("pros", Permissions())
+        u.tiers.delete("pros")
+        u.tiers.add(Tier("pros", Permissions()))  # no permission rows were left behind
+        u.tiers.delete("pros")
+        u.commit()
+    with uow() as u:
+        assert u.tiers.get("pros") is None
+        assert [t.name for t in u.tiers.list()] == ["basic", "enterprise", "premium"]
+
+
+# Images and renditions
+
+
+def test_an_image_round_trips_with_an_aware_utc_timestamp_to_the_microsecond(
+    uow: SqlAlchemyUnitOfWorkFactory,
+) -> None:
+    paris = T0.astimezone(timezone(timedelta(hours=1)))
+    with uow() as u:
+        u.images.add(_image("0" * 32, created_at=paris))
+        u.commit()
+    with uow() as u:
+        got = u.images.get("0" * 32)
+        assert u.images.get("missing") is None
+    assert got == _image("0" * 32)
+    assert got is not None and got.created_at.tzinfo == UTC and got.created_at.microsecond == 123456
+
+
+def test_listing_pages_newest_first_without_overlap_or_gaps_across_equal_timestamps(
+    uow: SqlAlchemyUnitOfWorkFactory,
+) -> None:
+    # Three images share each timestamp, so only the id breaks the ties.
+    expected = []
+    with uow() as u:
+        for i in range(12):
+            image = _image(f"img{i:02d}", created_at=T0 + timedelta(microseconds=i // 3))
+            u.images.add(image)
+            expected.append(image)
+        u.images.add(_image("someone-else", owner_id=2, created_at=T0))
+        u.commit()
+    expected.sort(key=lambda im: (im.created_at, im.id), reverse=True)
+
+    pages, after = [], None
+    with uow() as u:
+        while True:
+            page = u.images.list_owned(1, after, 5)
+            if not page:
+                break
+            pages.append(page)
+            after = Cursor(page[-1].created_at, page[-1].id)
+    assert [len(p) for p in pages] == [5, 5, 2]
+    assert [im.id for p in pages for im in p] == [im.id for im in expected]
+
+
+def test_ids_owned_and_delete_cover_only_the_owners_images(uow: SqlAlchemyUnitOfWorkFactory) -> None:
+    with uow() as u:
+        u.images.add(_image("a1", owner_id=1, created_at=T0))
+        u.images.add(_image("a2", owner_id=1, created_at=T0 + timedelta(seconds=1)))
+        u.images.add(_image("b1", owner_id=2))
+        u.commit()
+    with uow() as u:
+        assert u.images.ids_owned(1) == ["a2", "a1"]
+        u.images.delete("a2")
+        u.commit()
+    with uow() as u:
+        assert u.images.ids_owned(1) == ["a1"]
+        assert u.images.ids_owned(2) == ["b1"]
+
+
+def test_renditions_round_trip_list_by_height_and_delete_per_image(
+    uow: SqlAlchemyUnitOfWorkFactory,
+) -> None:
+    def rendition(image_id: str, height: int) -> Rendition:
+        return Rendition(image_id, height, f"thumbnails/{image_id}/{height}", "image/jpeg", 1234, 267, height, "b" * 64)
+
+    with uow() as u:
+        for height in (400, 200):
+            u.renditions.add(rendition("a", height))
+        u.renditions.add(rendition("b", 200))
+        u.commit()
+    with uow() as u:
+        assert u.renditions.get("a", 200) == rendition("a", 200)
+        assert u.renditions.get("a", 300) is None
+        assert u.renditions.list_for("a") == [rendition("a", 200), rendition("a", 400)]
+        u.renditions.delete_for("a")
+        u.commit()
+    with uow() as u:
+        assert u.renditions.list_for("a") == []
+        assert u.renditions.list_for("b") == [rendition("b", 200)]
+
+
+# Unit of work
+
+
+def test_a_unit_of_work_left_without_commit_rolls_back(uow: SqlAlchemyUnitOfWorkFactory) -> None:
+    with uow() as u:
+        u.images.add(_image("draft"))
+    with uow() as u:
+        u.images.add(_image("dropped"))
+        u.rollback()
+        u.images.add(_image("kept"))
+        u.commit()
+    with pytest.raises(RuntimeError), uow() as u:
+        u.images.add(_image("failed"))
+        raise RuntimeError("boom")
+    with uow() as u:
+        assert [u.images.get(i) is not None for i in ("draft", "dropped", "kept", "failed")] == [
+            False,
+            False,
+            True,
+            False,
+        ]
+
+
+def test_a_unit_of_work_can_read_and_write_again_after_commit(uow: SqlAlchemyUnitOfWorkFactory) -> None:
+    with uow() as u:
+        u.images.add(_image("first"))
+        u.commit()
+        assert u.images.get("first") is not None
+        u.images.add(_image("second"))  # in a new transaction, never committed
+    with uow() as u:
+        assert u.images.get("first") is not None
+        assert u.images.get("second") is None
+
+
+def test_an_unreachable_database_raises_unavailable(tmp_path: Path) -> None:
+    refused = make_engine("mysql+pymysql://root@127.0.0.1:1/nothing?connect_timeout=2")
+    with pytest.raises(Unavailable, match="the database is unreachable"):
+        check_database(refused)
+    with pytest.raises(Unavailable, match="the database is unreachable"):
+        with SqlAlchemyUnitOfWork(refused):
+            pass
+    with pytest.raises(Unavailable):
+        SqlLinkStore(refused).check()
+    refused.dispose()
+
+
+# Expiring links
+
+
+def test_a_link_resolves_before_expiry_and_not_after_nor_once_its_image_is_deleted(
+    engine: Engine,
+) -> None:
+    store = SqlLinkStore(engine)
+    store.check()
+    store.add(ExpiringLink("the-token", "img1", T0 + timedelta(seconds=300)))
+    store.add(ExpiringLink("other-token", "img2", T0 + timedelta(seconds=300)))
+    assert store.resolve("the-token", T0) == "img1"
+    assert store.resolve("the-token", T0 + timedelta(seconds=299, microseconds=999999)) == "img1"
+    assert store.resolve("the-token", T0 + timedelta(seconds=300)) is None
+    assert store.resolve("unknown", T0) is None
+    store.delete_for_image("img1")
+    assert store.resolve("the-token", T0) is None
+    assert store.resolve("other-token", T0) == "img2"
+
+
+def test_the_link_store_keeps_only_a_hash_of_the_token(engine: Engine) -> None:
+    SqlLinkStore(engine).add(ExpiringLink("secret-token", "img1", T0))
+    with engine.connect() as connection:
+        stored = connection.execute(select(links_table.c.token_hash)).scalars().all()
+    assert stored == [hashlib.sha256(b"secret-token").hexdigest()]

@@ -1,0 +1,316 @@
+"""Hand-written in-memory fakes of every port, for fast unit tests of the use cases."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
+
+from imagify.domain.errors import NotAnImage, NotFound, RenderFailed, Unauthorized
+from imagify.domain.model import ExpiringLink, Image, ImageInfo, RenderedThumbnail, Rendition, User
+from imagify.domain.permissions import BUILT_IN_TIERS, Permissions, Tier
+from imagify.domain.ports import Cursor, StoredBlob
+
+
+class Store:
+    """The 'database' the fake repositories share; a unit of work copies it and writes back."""
+
+    def __init__(self) -> None:
+        self.users: dict[int, User] = {}
+        self.tiers: dict[str, Tier] = {t.name: t for t in BUILT_IN_TIERS}
+        self.images: dict[str, Image] = {}
+        self.renditions: dict[tuple[str, int], Rendition] = {}
+        self.next_user_id = 1
+        self.commits = 0
+
+
+class FakeUserRepository:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    def _full(self, user: User) -> User:
+        perms = Permissions()
+        for name in user.tiers:
+            if name in self._s.tiers:
+                perms = perms.union(self._s.tiers[name].permissions)
+        return replace(user, tiers=sorted(user.tiers), permissions=perms)
+
+    def add(self, user: User) -> User:
+        user = replace(user, id=self._s.next_user_id)
+        self._s.next_user_id += 1
+        self._s.users[user.id] = user  # type: ignore[index]
+        return self._full(user)
+
+    def get(self, user_id: int) -> User | None:
+        user = self._s.users.get(user_id)
+        return self._full(user) if user else None
+
+    def get_by_username(self, username: str) -> User | None:
+        return next((self._full(u) for u in self._s.users.values() if u.username == username), None)
+
+    def list(self, after_username: str | None, limit: int) -> list[User]:
+        users = sorted(self._s.users.values(), key=lambda u: u.username)
+        return [self._full(u) for u in users if after_username is None or u.username > after_username][:limit]
+
+    def save(self, user: User) -> None:
+        self._s.users[user.id] = replace(user, permissions=Permissions())  # type: ignore[index]
+
+    def delete(self, user_id: int) -> None:
+        self._s.users.pop(user_id, None)
+
+    def count_admins(self) -> int:
+        return sum(u.is_admin for u in self._s.users.values())
+
+    def count_holding_tier(self, tier_name: str) -> int:
+        return sum(tier_name in u.tiers for u in self._s.users.values())
+
+
+class FakeTierRepository:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    def add(self, tier: Tier) -> None:
+        self._s.tiers[tier.name] = tier
+
+    def get(self, name: str) -> Tier | None:
+        return self._s.tiers.get(name)
+
+    def list(self) -> list[Tier]:
+        return list(self._s.tiers.values())
+
+    def save(self, tier: Tier) -> None:
+        self._s.tiers[tier.name] = tier
+
+    def delete(self, name: str) -> None:
+        self._s.tiers.pop(name, None)
+
+
+class FakeImageRepository:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    def add(self, image: Image) -> None:
+        self._s.images[image.id] = image
+
+    def get(self, image_id: str) -> Image | None:
+        return self._s.images.get(image_id)
+
+    def list_owned(self, owner_id: int, after: Cursor | None, limit: int) -> list[Image]:
+        mine = sorted(
+            (i for i in self._s.images.values() if i.owner_id == owner_id),
+            key=lambda i: (i.created_at, i.id),
+            reverse=True,
+        )
+        if after is not None:
+            mine = [i for i in mine if (i.created_at, i.id) < (after.created_at, after.image_id)]
+        return mine[:limit]
+
+    def ids_owned(self, owner_id: int) -> list[str]:
+        return [i.id for i in self._s.images.values() if i.owner_id == owner_id]
+
+    def delete(self, image_id: str) -> None:
+        self._s.images.pop(image_id, None)
+
+
+class FakeRenditionRepository:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    def add(self, rendition: Rendition) -> None:
+        self._s.renditions[(rendition.image_id, rendition.height)] = rendition
+
+    def get(self, image_id: str, height: int) -> Rendition | None:
+        return self._s.renditions.get((image_id, height))
+
+    def list_for(self, image_id: str) -> list[Rendition]:
+        return [r for (i, _), r in self._s.renditions.items() if i == image_id]
+
+    def delete_for(self, image_id: str) -> None:
+        for key in [k for k in self._s.renditions if k[0] == image_id]:
+            del self._s.renditions[key]
+
+
+class FakeUnitOfWork:
+    """Works on a copy of the store and writes it back on commit, like a transaction."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __enter__(self) -> FakeUnitOfWork:
+        with self._lock:
+            self._work = copy.deepcopy(self._store)
+        self.users = FakeUserRepository(self._work)
+        self.tiers = FakeTierRepository(self._work)
+        self.images = FakeImageRepository(self._work)
+        self.renditions = FakeRenditionRepository(self._work)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def commit(self) -> None:
+        with self._lock:
+            self._work.commits = self._store.commits + 1
+            self._store.__dict__.update(copy.deepcopy(self._work).__dict__)
+
+    def rollback(self) -> None:
+        self.__enter__()
+
+
+class FakeUnitOfWorkFactory:
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store or Store()
+        self.fail_commit: Exception | None = None
+
+    def __call__(self) -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(self.store)
+        if self.fail_commit is not None:
+            error = self.fail_commit
+
+            def failing_commit() -> None:
+                raise error
+
+            uow.commit = failing_commit  # type: ignore[method-assign]
+        return uow
+
+
+class FakeBlobStorage:
+    def __init__(self) -> None:
+        self.blobs: dict[str, tuple[bytes, str]] = {}
+
+    def put(self, key: str, data: BinaryIO | bytes, content_type: str) -> None:
+        if not isinstance(data, bytes):
+            data.seek(0)
+            data = data.read()
+        self.blobs[key] = (data, content_type)
+
+    def open(self, key: str) -> StoredBlob:
+        if key not in self.blobs:
+            raise NotFound(f"no blob {key}")
+        data, content_type = self.blobs[key]
+        return StoredBlob(io.BytesIO(data), len(data), content_type)
+
+    def delete(self, key: str) -> None:
+        self.blobs.pop(key, None)
+
+    def exists(self, key: str) -> bool:
+        return key in self.blobs
+
+    def check(self) -> None:
+        pass
+
+
+class FakeLinkStore:
+    def __init__(self) -> None:
+        self.links: dict[str, ExpiringLink] = {}
+
+    def add(self, link: ExpiringLink) -> None:
+        self.links[link.token] = link
+
+    def resolve(self, token: str, now: datetime) -> str | None:
+        link = self.links.get(token)
+        return link.image_id if link and link.expires_at > now else None
+
+    def delete_for_image(self, image_id: str) -> None:
+        self.links = {t: l for t, l in self.links.items() if l.image_id != image_id}
+
+    def check(self) -> None:
+        pass
+
+
+class FakeRenderer:
+    """'Renders' by writing a marker derived from the source; counts its calls."""
+
+    def __init__(self, blobs: FakeBlobStorage) -> None:
+        self._blobs = blobs
+        self.calls = 0
+        self.fail = False
+
+    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
+        self.calls += 1
+        if self.fail:
+            raise RenderFailed("the renderer is down")
+        source, content_type = self._blobs.blobs[source_key]
+        data = f"thumb {height} of {hashlib.sha256(source).hexdigest()}".encode()
+        self._blobs.put(target_key, data, content_type)
+        return RenderedThumbnail(content_type, len(data), height, height, hashlib.sha256(data).hexdigest())
+
+
+class FakeInspector:
+    """Accepts bytes starting with b'IMG:' as a 40x30 JPEG; anything else is not an image."""
+
+    def inspect(self, stream: BinaryIO) -> ImageInfo:
+        if stream.read(4) != b"IMG:":
+            raise NotAnImage("not an image")
+        return ImageInfo("image/jpeg", 40, 30)
+
+
+class FakeHasher:
+    def hash(self, password: str) -> str:
+        return "hashed:" + password
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        return password_hash == "hashed:" + password
+
+
+class FakeSigner:
+    def __init__(self, ttl: timedelta = timedelta(hours=1)) -> None:
+        self._ttl = ttl
+
+    def issue(self, user_id: int, now: datetime) -> tuple[str, datetime]:
+        expires = now + self._ttl
+        return f"token:{user_id}:{expires.timestamp()}", expires
+
+    def read(self, token: str, now: datetime) -> int:
+        try:
+            _, user_id, expires = token.split(":")
+        except ValueError:
+            raise Unauthorized("invalid token") from None
+        if float(expires) <= now.timestamp():
+            raise Unauthorized("expired token")
+        return int(user_id)
+
+
+class FakeClock:
+    def __init__(self, now: datetime = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **kwargs: float) -> None:
+        self.current += timedelta(**kwargs)
+
+
+class SequentialIds:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def image_id(self) -> str:
+        self.n += 1
+        return f"img{self.n:04d}"
+
+    def link_token(self) -> str:
+        self.n += 1
+        return f"tok{self.n:04d}"
+
+
+class FakeLocks:
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield

@@ -1,0 +1,177 @@
+import io
+import threading
+
+import pytest
+
+from imagify.domain.errors import Forbidden, InvalidInput, NotAnImage, NotFound, RenderFailed
+
+
+def test_an_upload_stores_the_bytes_and_records_the_image(world):
+    ann = world.user()
+    image = world.upload(ann, b"IMG:cat", "cat.jpg")
+    assert world.blobs.blobs[image.storage_key] == (b"IMG:cat", "image/jpeg")
+    assert world.images.get(ann, image.id) == image
+    assert (image.width, image.height, image.size_bytes) == (40, 30, 7)
+
+
+def test_the_storage_key_never_comes_from_the_filename(world):
+    image = world.upload(world.user(), filename="../../etc/passwd")
+    assert "passwd" not in image.storage_key and ".." not in image.storage_key
+    assert image.filename == "passwd"
+
+
+def test_control_characters_and_huge_names_are_trimmed_for_display(world):
+    image = world.upload(world.user(), filename="a\x00b\nc" + "x" * 1000 + ".jpg")
+    assert image.filename.startswith("abc") and len(image.filename) == 255
+
+
+def test_an_upload_that_is_not_an_image_leaves_no_row_and_no_blob(world):
+    ann = world.user()
+    with pytest.raises(NotAnImage):
+        world.upload(ann, b"<svg></svg>")
+    assert world.blobs.blobs == {} and world.uow.store.images == {}
+
+
+def test_an_empty_upload_is_refused(world):
+    with pytest.raises(NotAnImage):
+        world.images.upload(world.user(), "x.jpg", io.BytesIO(b""), 0)
+
+
+def test_a_failed_commit_removes_the_blob_already_written(world):
+    ann = world.user()
+    world.uow.fail_commit = RuntimeError("database went away")
+    with pytest.raises(RuntimeError):
+        world.upload(ann)
+    assert world.blobs.blobs == {}
+
+
+def test_another_users_image_is_not_found_rather_than_forbidden(world):
+    ann, bob = world.user("ann"), world.user("bob", "enterprise")
+    image = world.upload(ann)
+    for call in (
+        lambda: world.images.get(bob, image.id),
+        lambda: world.images.thumbnail(bob, image.id, 200),
+        lambda: world.images.original(bob, image.id),
+        lambda: world.images.delete(bob, image.id),
+        lambda: world.link_service.create(bob, image.id, 300),
+    ):
+        with pytest.raises(NotFound):
+            call()
+
+
+def test_listing_pages_newest_first_with_a_cursor(world):
+    ann = world.user()
+    ids = []
+    for _ in range(5):
+        ids.append(world.upload(ann).id)
+        world.clock.advance(seconds=1)
+    first = world.images.list(ann, None, 2)
+    second = world.images.list(ann, first.next_cursor, 2)
+    third = world.images.list(ann, second.next_cursor, 2)
+    seen = [i.id for page in (first, second, third) for i in page.items]
+    assert seen == list(reversed(ids))
+    assert third.next_cursor is None
+
+
+def test_images_uploaded_in_the_same_instant_are_neither_skipped_nor_repeated(world):
+    ann = world.user()
+    ids = {world.upload(ann).id for _ in range(7)}
+    seen, cursor = [], None
+    while True:
+        page = world.images.list(ann, cursor, 3)
+        seen += [i.id for i in page.items]
+        if not (cursor := page.next_cursor):
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == 7
+
+
+def test_a_listing_shows_only_the_owners_images(world):
+    ann, bob = world.user("ann"), world.user("bob")
+    world.upload(ann)
+    assert world.images.list(bob, None, 20).items == []
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "!!!", "Zm9v"])
+def test_a_malformed_cursor_is_a_clear_400(world, cursor):
+    with pytest.raises(InvalidInput, match="cursor"):
+        world.images.list(world.user(), cursor, 20)
+
+
+@pytest.mark.parametrize("limit", [0, 101, -1])
+def test_a_page_size_outside_1_to_100_is_refused(world, limit):
+    with pytest.raises(InvalidInput, match="limit"):
+        world.images.list(world.user(), None, limit)
+
+
+def test_a_thumbnail_is_rendered_on_first_access_and_reused_after(world):
+    ann = world.user()
+    image = world.upload(ann)
+    first = world.images.thumbnail(ann, image.id, 200)
+    second = world.images.thumbnail(ann, image.id, 200)
+    assert first == second and world.renderer.calls == 1
+    assert world.blobs.exists(first.storage_key)
+
+
+def test_a_basic_user_may_not_fetch_the_400px_thumbnail(world):
+    ann = world.user("ann", "basic")
+    image = world.upload(ann)
+    with pytest.raises(Forbidden, match="200"):
+        world.images.thumbnail(ann, image.id, 400)
+    assert world.renderer.calls == 0
+
+
+def test_a_basic_user_may_not_fetch_the_original(world):
+    ann = world.user("ann", "basic")
+    with pytest.raises(Forbidden):
+        world.images.original(ann, world.upload(ann).id)
+
+
+def test_concurrent_first_requests_render_a_thumbnail_once(world):
+    ann = world.user()
+    image = world.upload(ann)
+    results, barrier = [], threading.Barrier(8)
+
+    def fetch():
+        barrier.wait()
+        results.append(world.images.thumbnail(ann, image.id, 200))
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert world.renderer.calls == 1
+    assert len({r.sha256 for r in results}) == 1 and len(results) == 8
+
+
+def test_a_failed_render_caches_nothing_and_the_next_request_tries_again(world):
+    ann = world.user()
+    image = world.upload(ann)
+    world.renderer.fail = True
+    with pytest.raises(RenderFailed):
+        world.images.thumbnail(ann, image.id, 200)
+    world.renderer.fail = False
+    assert world.images.thumbnail(ann, image.id, 200).height == 200
+    assert world.renderer.calls == 2
+
+
+def test_deleting_an_image_removes_its_row_blobs_renditions_and_links(world):
+    ann = world.user("ann", "enterprise")
+    image = world.upload(ann)
+    world.images.thumbnail(ann, image.id, 200)
+    link = world.link_service.create(ann, image.id, 300)
+    world.images.delete(ann, image.id)
+    assert world.blobs.blobs == {}
+    assert world.uow.store.images == {} and world.uow.store.renditions == {}
+    with pytest.raises(NotFound):
+        world.link_service.resolve(link.token)
+
+
+def test_a_downgrade_takes_effect_on_the_next_request(world):
+    ann = world.user("ann", "premium")
+    image = world.upload(ann)
+    world.images.thumbnail(ann, image.id, 400)
+    world.admin.update_user("root", "ann", tiers=["basic"])
+    ann = world.admin.get_user("ann")
+    with pytest.raises(Forbidden):
+        world.images.thumbnail(ann, image.id, 400)
