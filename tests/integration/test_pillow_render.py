@@ -6,6 +6,7 @@ import hashlib
 import io
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import pytest
@@ -56,7 +57,7 @@ def test_a_thumbnail_is_exactly_the_height_asked_and_keeps_the_aspect_ratio(fmt:
     assert (thumb.width, thumb.height) == (267, 200)
     assert opened(thumb.data).size == (267, 200)
     assert opened(thumb.data).format == fmt
-    assert thumb.content_type == {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
+    assert thumb.content_type == f"image/{fmt.lower()}"
 
 
 @pytest.mark.parametrize("size", [(333, 1000), (1001, 999), (4000, 3), (3, 4000), (17, 31)])
@@ -84,7 +85,7 @@ def test_a_thumbnail_can_be_rendered_from_a_stream() -> None:
     assert (thumb.width, thumb.height) == (200, 100)
 
 
-def test_a_large_jpeg_is_decoded_at_reduced_scale_by_draft(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_jpeg_is_decoded_at_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
     scales: list[int] = []
     draft = JpegImagePlugin.JpegImageFile.draft
 
@@ -221,6 +222,14 @@ def test_jpeg_png_and_webp_are_identified_by_their_content(
     assert (info.content_type, info.width, info.height) == (content_type, 64, 48)
 
 
+def test_a_multi_picture_jpeg_from_a_camera_is_a_jpeg(inspector: PillowImageInspector) -> None:
+    out = io.BytesIO()
+    marked((64, 48)).save(out, "MPO", save_all=True, append_images=[Image.new("RGB", (64, 48))])
+
+    assert inspector.inspect(io.BytesIO(out.getvalue())).content_type == "image/jpeg"
+    assert opened(render_thumbnail(out.getvalue(), 24).data).format == "JPEG"
+
+
 def test_a_rotated_jpeg_reports_its_stored_size(inspector: PillowImageInspector) -> None:
     info = inspector.inspect(io.BytesIO(exif_jpeg(6)))
 
@@ -324,7 +333,7 @@ def blobs() -> DictBlobStorage:
 
 
 @pytest.fixture
-def renderer(blobs: DictBlobStorage) -> PillowRenderer:
+def renderer(blobs: DictBlobStorage) -> Iterator[PillowRenderer]:
     renderer = PillowRenderer(blobs, workers=2)
     yield renderer
     renderer.close()

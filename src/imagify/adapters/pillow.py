@@ -8,9 +8,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
-from PIL import UnidentifiedImageError
-
 from imagify.adapters.pillow_render import (
+    DECODE_ERRORS,
     ImageTooLarge,
     InvalidImage,
     UnsupportedImageFormat,
@@ -20,9 +19,6 @@ from imagify.adapters.pillow_render import (
 from imagify.domain.errors import NotAnImage, RenderFailed, TooLarge, UnsupportedFormat
 from imagify.domain.model import ImageInfo, RenderedThumbnail
 from imagify.domain.ports import BlobStorage
-
-# What Pillow raises on a file it cannot decode or encode.
-_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageError)
 
 
 class PillowImageInspector:
@@ -54,7 +50,7 @@ class PillowRenderer:
         original = self._blobs.open(source_key).read_all()
         try:
             thumb = self._pool().submit(render_thumbnail, original, height).result()
-        except _PILLOW_ERRORS as e:
+        except DECODE_ERRORS as e:
             raise RenderFailed(f"could not render the thumbnail: {e}") from e
         self._blobs.put(target_key, thumb.data, thumb.content_type)
         return RenderedThumbnail(

@@ -19,11 +19,18 @@ from PIL import Image, UnidentifiedImageError
 Image.MAX_IMAGE_PIXELS = None
 
 SUPPORTED = ("JPEG", "PNG", "WEBP")
-CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# MPO is how Pillow names a multi-picture JPEG (many phone cameras write them).
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+}
 # Formats with a strong signature, opened only to name them in a 415 message.
 _OTHER_FORMATS = ["GIF", "BMP", "TIFF", "ICO", "ICNS", "PSD", "JPEG2000", "AVIF", "QOI", "DDS"]
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
-_DECODE_ERRORS = (
+# What Pillow raises on a file it cannot identify, decode or encode.
+DECODE_ERRORS = (
     OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
     struct.error, zlib.error,
 )  # fmt: skip
@@ -69,7 +76,7 @@ def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
     stream.seek(0)
     try:
         im = Image.open(stream, formats=SUPPORTED)
-    except _DECODE_ERRORS as e:
+    except DECODE_ERRORS as e:
         raise _not_supported(stream, e) from None
     with im:
         fmt = im.format or ""
@@ -89,7 +96,7 @@ def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
                 im.load()
             else:
                 im.load()
-    except _DECODE_ERRORS as e:
+    except DECODE_ERRORS as e:
         raise InvalidImage(f"the file is not an image or is corrupt/truncated: {e}") from None
     return CONTENT_TYPES[fmt], width, height
 
@@ -106,7 +113,7 @@ def _not_supported(stream: BinaryIO, error: Exception) -> Exception:
     try:
         with Image.open(stream, formats=_OTHER_FORMATS) as other:
             name = other.format
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         name = None
     if name:
         article = "an" if name[0] in "AEIOU" else "a"
@@ -142,7 +149,8 @@ def render_thumbnail(source: bytes | BinaryIO, height: int) -> Thumbnail:
         if small.mode in ("P", "1") or "transparency" in small.info:
             # resize() of a palette is nearest-neighbour, and a colour key does not survive
             # resampling: go to true colour (with alpha) first.
-            small = small.convert("RGBA" if _has_alpha(small) else "L" if small.mode == "1" else "RGB")
+            true_colour = "L" if small.mode == "1" else "RGB"
+            small = small.convert("RGBA" if _has_alpha(small) else true_colour)
         if small.size != stored:
             # The box is one pixel looser on the free side so thumbnail() keeps the
             # constrained side exact; JPEGs are decoded at 1/2..1/8 scale via draft().

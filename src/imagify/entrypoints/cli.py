@@ -159,3 +159,7 @@ def tiers_create(name: str, heights: tuple[int, ...], original: bool, expiring_l
     codenames += ["can_generate_expiring_link"] if expiring_links else []
     tier = container().admin().create_tier(CLI_ACTOR, name, codenames)
     click.echo(f"created tier {tier.name}: {' '.join(tier.permissions.sorted()) or 'no permissions'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import MediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType as MediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
 from imagify.entrypoints.http.schemas import ErrorOut
@@ -70,6 +70,33 @@ class TokenOperation(Operation):
             content={
                 "application/json": MediaType(schema=_credentials(form=False)),
                 "application/x-www-form-urlencoded": MediaType(schema=_credentials(form=True)),
+            },
+        )
+    )
+
+
+@dataclass
+class LinkOperation(Operation):
+    """The link body is decoded strictly by hand (no 300.0, no "300"), so declared here."""
+
+    request_body: RequestBody | None = field(
+        default_factory=lambda: RequestBody(
+            required=True,
+            content={
+                "application/json": MediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["seconds"],
+                        properties={
+                            "seconds": Schema(
+                                type=OpenAPIType.INTEGER,
+                                minimum=300,
+                                maximum=30000,
+                                description="how long the link works, in seconds",
+                            )
+                        },
+                    )
+                )
             },
         )
     )

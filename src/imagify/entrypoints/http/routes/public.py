@@ -69,7 +69,6 @@ def me(user: User) -> MeOut:
     tags=["links"],
     responses=errors(404),
     summary="The original behind an expiring link",
-    media_type="image/*",
 )
 def follow_link(request: Request, token: str, links: LinkService, images: ImageService) -> Response | Stream:
     image = links.resolve(token)
