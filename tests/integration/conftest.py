@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,3 +82,45 @@ def upload(client: TestClient, account: Account, data: bytes | None = None, file
         files={"file": (filename, data if data is not None else image_bytes(), "application/octet-stream")},
         headers=account.headers,
     )
+
+
+# Helpers for the HTTP tests.
+
+
+def assert_error(response, status: int) -> str:
+    """An error answer is JSON {"status_code": int, "detail": str}; returns the detail."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert type(body["status_code"]) is int and body["status_code"] == status, body
+    assert isinstance(body["detail"], str) and body["detail"].strip(), body
+    return body["detail"]
+
+
+def blob_files(settings: Settings) -> list[Path]:
+    """Every file under the blob folder (an absent folder holds none)."""
+    root = Path(settings.data_dir) / "blobs"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+@contextmanager
+def running_app(settings: Settings) -> Iterator[tuple[Container, TestClient]]:
+    """A second app on its own settings, set up like the `container` and `client` fixtures."""
+    upgrade(settings.database_url)
+    container = build_container(settings)
+    container.hasher.override(
+        Argon2PasswordHasher(argon2.PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+    )
+    try:
+        with TestClient(create_app(container), base_url="http://testserver") as client:
+            yield container, client
+    finally:
+        shutdown(container)
+
+
+def login(container: Container, client: TestClient, username: str, *tiers: str) -> Account:
+    """Create a user in `container` and log in through `client`."""
+    container.admin().create_user("tests", username, PASSWORD, list(tiers), False)
+    response = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    return Account(username, {"Authorization": f"Bearer {response.json()['access_token']}"})

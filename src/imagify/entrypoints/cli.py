@@ -115,12 +115,13 @@ def users_create(name: str, password: str, tiers: tuple[str, ...], admin: bool) 
 def users_list() -> None:
     """List users with their tiers."""
     admin = container().admin()
-    after = None
-    while page := admin.list_users(after):
+    after, more = None, True
+    while more:
+        page, more = admin.list_users(after)
         for user in page:
             flag = " [admin]" if user.is_admin else ""
             click.echo(f"{user.username}{flag}\t{', '.join(user.tiers) or '-'}")
-        after = page[-1].username
+        after = page[-1].username if page else None
 
 
 @users.command("set-tiers")

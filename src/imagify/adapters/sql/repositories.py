@@ -21,7 +21,10 @@ from sqlalchemy import (
     update,
 )
 
+from sqlalchemy.exc import IntegrityError
+
 from imagify.adapters.sql.tables import images, renditions, tier_permissions, tiers, user_tiers, users
+from imagify.domain.errors import Conflict
 from imagify.domain.model import Image, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
 from imagify.domain.ports import Cursor
@@ -32,14 +35,17 @@ class SqlAlchemyUserRepository:
         self._db = connection
 
     def add(self, user: User) -> User:
-        result = self._db.execute(
-            insert(users).values(
-                username=user.username,
-                password_hash=user.password_hash,
-                is_admin=user.is_admin,
-                created_at=datetime.now(UTC),
+        try:
+            result = self._db.execute(
+                insert(users).values(
+                    username=user.username,
+                    password_hash=user.password_hash,
+                    is_admin=user.is_admin,
+                    created_at=datetime.now(UTC),
+                )
             )
-        )
+        except IntegrityError:  # a concurrent create of the same name won the race
+            raise Conflict(f"a user named {user.username!r} already exists") from None
         user_id = result.inserted_primary_key[0]
         self._insert_tiers(user_id, user.tiers)
         added = self.get(user_id)
@@ -123,7 +129,10 @@ class SqlAlchemyTierRepository:
         self._db = connection
 
     def add(self, tier: Tier) -> None:
-        self._db.execute(insert(tiers).values(name=tier.name))
+        try:
+            self._db.execute(insert(tiers).values(name=tier.name))
+        except IntegrityError:
+            raise Conflict(f"a tier named {tier.name!r} already exists") from None
         self._insert_permissions(tier)
 
     def get(self, name: str) -> Tier | None:

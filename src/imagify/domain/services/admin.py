@@ -58,6 +58,26 @@ class AdminService:
         _audit(actor, "tier.update", name, permissions=tier.permissions.sorted())
         return tier
 
+    def patch_tier(
+        self,
+        actor: str,
+        name: str,
+        *,
+        permissions: Iterable[str] | None = None,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+    ) -> Tier:
+        """Replace the permissions, or add and remove some, in one transaction."""
+        added, removed = Permissions.parse(add), Permissions.parse(remove)
+        with self._uow() as uow:
+            current = _tier(uow, name).permissions
+            base = Permissions.parse(permissions) if permissions is not None else current
+            tier = Tier(name, Permissions((base.codenames | added.codenames) - removed.codenames))
+            uow.tiers.save(tier)
+            uow.commit()
+        _audit(actor, "tier.update", name, permissions=tier.permissions.sorted())
+        return tier
+
     def delete_tier(self, actor: str, name: str) -> None:
         with self._uow() as uow:
             _tier(uow, name)
@@ -73,11 +93,15 @@ class AdminService:
 
     # Users
 
-    def list_users(self, after: str | None = None, limit: int = MAX_USERS_PAGE) -> list[User]:
+    def list_users(
+        self, after: str | None = None, limit: int = MAX_USERS_PAGE
+    ) -> tuple[list[User], bool]:
+        """A page of users by name after `after`, and whether more follow."""
         if not 1 <= limit <= MAX_USERS_PAGE:
             raise InvalidInput(f"'limit' must be between 1 and {MAX_USERS_PAGE}, got {limit}")
         with self._uow() as uow:
-            return uow.users.list(after, limit)
+            users = uow.users.list(after, limit + 1)
+        return users[:limit], len(users) > limit
 
     def get_user(self, username: str) -> User:
         with self._uow() as uow:

@@ -11,6 +11,7 @@ from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecuritySch
 from imagify.entrypoints.container import Container, build_container, shutdown
 from imagify.entrypoints.http.deps import DEPENDENCIES
 from imagify.entrypoints.http.errors import HANDLERS
+from imagify.entrypoints.http.routes.admin import TierController, UserController
 from imagify.entrypoints.http.routes.docs import docs_assets, docs_page
 from imagify.entrypoints.http.routes.images import ImageController
 from imagify.entrypoints.http.routes.public import follow_link, issue_token, live, me, ready
@@ -50,6 +51,8 @@ def create_app(container: Container) -> Litestar:
     return Litestar(
         route_handlers=[
             ImageController,
+            TierController,
+            UserController,
             issue_token,
             me,
             follow_link,

@@ -1,14 +1,21 @@
-"""OpenAPI details Litestar cannot infer: the streamed upload body, the token form, error codes."""
+"""OpenAPI details Litestar cannot infer: bodies the routes read themselves, error codes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import msgspec
+from litestar import Request
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType as MediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
+from imagify.domain.errors import InvalidInput
 from imagify.entrypoints.http.schemas import ErrorOut
+
+T = TypeVar("T")
 
 WHY = {
     400: "Bad input: the detail says which value and why",
@@ -27,76 +34,72 @@ def errors(*codes: int) -> dict[int, ResponseSpec]:
     return {c: ResponseSpec(ErrorOut, description=WHY[c]) for c in codes}
 
 
-@dataclass
-class UploadOperation(Operation):
-    """The upload is parsed from the raw stream, so its body is declared here."""
+def declared_body(content: Callable[[], dict[str, Any]]) -> type[Operation]:
+    """An Operation whose request body is declared by hand (the route reads the body itself)."""
 
-    request_body: RequestBody | None = field(
-        default_factory=lambda: RequestBody(
-            required=True,
-            content={
-                "multipart/form-data": MediaType(
-                    schema=Schema(
-                        type=OpenAPIType.OBJECT,
-                        required=["file"],
-                        properties={
-                            "file": Schema(
-                                type=OpenAPIType.STRING,
-                                format="binary",  # type: ignore[arg-type]
-                                description="a JPEG, PNG or WebP image",
-                            )
-                        },
-                    )
-                )
-            },
+    @dataclass
+    class DeclaredBodyOperation(Operation):
+        def __post_init__(self) -> None:
+            if self.request_body is None:
+                media = {k: OpenAPIMediaType(schema=v) for k, v in content().items()}
+                self.request_body = RequestBody(required=True, content=media)
+
+    return DeclaredBodyOperation
+
+
+def _object(required: list[str], **properties: Schema) -> Schema:
+    return Schema(type=OpenAPIType.OBJECT, required=required, properties=properties)
+
+
+def _string(description: str | None = None, **kwargs: Any) -> Schema:
+    return Schema(type=OpenAPIType.STRING, description=description, **kwargs)
+
+
+UploadOperation = declared_body(
+    lambda: {
+        "multipart/form-data": _object(
+            ["file"], file=_string("a JPEG, PNG or WebP image", format="binary")  # type: ignore[arg-type]
         )
-    )
+    }
+)
 
+TokenOperation = declared_body(
+    lambda: {
+        "application/json": _object(["username", "password"], username=_string(), password=_string()),
+        "application/x-www-form-urlencoded": _object(
+            ["username", "password"],
+            username=_string(),
+            password=_string(),
+            grant_type=_string("'password' (optional)"),
+        ),
+    }
+)
 
-def _credentials(*, form: bool) -> Schema:
-    props = {"username": Schema(type=OpenAPIType.STRING), "password": Schema(type=OpenAPIType.STRING)}
-    if form:
-        props["grant_type"] = Schema(type=OpenAPIType.STRING, description="'password' (optional)")
-    return Schema(type=OpenAPIType.OBJECT, required=["username", "password"], properties=props)
-
-
-@dataclass
-class TokenOperation(Operation):
-    """The token route takes JSON, and the OAuth2 password form used by the docs page."""
-
-    request_body: RequestBody | None = field(
-        default_factory=lambda: RequestBody(
-            required=True,
-            content={
-                "application/json": MediaType(schema=_credentials(form=False)),
-                "application/x-www-form-urlencoded": MediaType(schema=_credentials(form=True)),
-            },
+LinkOperation = declared_body(
+    lambda: {
+        "application/json": _object(
+            ["seconds"],
+            seconds=Schema(
+                type=OpenAPIType.INTEGER,
+                minimum=300,
+                maximum=30000,
+                description="how long the link works, in seconds",
+            ),
         )
-    )
+    }
+)
 
 
-@dataclass
-class LinkOperation(Operation):
-    """The link body is decoded strictly by hand (no 300.0, no "300"), so declared here."""
+def json_body_operation(struct: type) -> type[Operation]:
+    """Declare `struct` as the JSON body of a route that decodes it with strict_json."""
+    schema = msgspec.json.schema(struct)
+    inline = schema.get("$defs", {}).get(struct.__name__, schema)
+    return declared_body(lambda: {"application/json": inline})
 
-    request_body: RequestBody | None = field(
-        default_factory=lambda: RequestBody(
-            required=True,
-            content={
-                "application/json": MediaType(
-                    schema=Schema(
-                        type=OpenAPIType.OBJECT,
-                        required=["seconds"],
-                        properties={
-                            "seconds": Schema(
-                                type=OpenAPIType.INTEGER,
-                                minimum=300,
-                                maximum=30000,
-                                description="how long the link works, in seconds",
-                            )
-                        },
-                    )
-                )
-            },
-        )
-    )
+
+async def strict_json(request: Request, struct: type[T], example: str) -> T:
+    """Decode the body as `struct` with no coercion ("300" is not 300, "yes" is not true)."""
+    try:
+        return msgspec.json.decode(await request.body(), type=struct, strict=True)
+    except msgspec.DecodeError as error:
+        raise InvalidInput(f"send JSON like {example}: {error}") from None

@@ -109,3 +109,38 @@ def tier_out(tier: Tier) -> TierOut:
 
 def user_out(user: User) -> UserOut:
     return UserOut(user.username, list(user.tiers), user.is_admin, user.permissions.sorted())
+
+
+class TierIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    permissions: list[str]
+
+
+class TierReplace(msgspec.Struct, forbid_unknown_fields=True):
+    permissions: list[str]
+
+
+class TierPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Replace the permissions, or add and remove some."""
+
+    permissions: list[str] | msgspec.UnsetType = msgspec.UNSET
+    add: list[str] = []
+    remove: list[str] = []
+
+
+class UserIn(msgspec.Struct, forbid_unknown_fields=True):
+    username: str
+    password: str
+    tiers: list[str] = []
+    is_admin: bool = False
+
+
+class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
+    password: str | msgspec.UnsetType = msgspec.UNSET
+    tiers: list[str] | msgspec.UnsetType = msgspec.UNSET
+    is_admin: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class UserPage(msgspec.Struct):
+    items: list[UserOut]
+    next_cursor: str | None

@@ -1,0 +1,98 @@
+"""Expiring links in Redis: one key per token hash, which Redis itself expires."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from imagify.adapters.sql.links import token_hash
+from imagify.domain.errors import Unavailable
+from imagify.domain.model import ExpiringLink
+
+
+def make_redis(url: str) -> redis.Redis:
+    """A client with short timeouts that retries a timed-out or dropped command once."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=30,
+        retry_on_timeout=True,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+    )
+
+
+class RedisLinkStore:
+    """`{prefix}link:{sha256(token)}` holds "{image_id} {expires_at in ms}" until it expires.
+
+    Each image has a sorted set `{prefix}image-links:{image_id}` of its token hashes
+    (scored by expiry) so that deleting the image deletes its links.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str = "imagify:") -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    def add(self, link: ExpiringLink) -> None:
+        digest = token_hash(link.token)
+        expires_ms = int(link.expires_at.timestamp() * 1000)
+        index = self._index(link.image_id)
+        with _unreachable_as_unavailable():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(self._link(digest), f"{link.image_id} {expires_ms}", pxat=expires_ms)
+            pipe.zadd(index, {digest: expires_ms})
+            # Forget hashes whose links have expired, so the index of a busy image stays small.
+            pipe.zremrangebyscore(index, "-inf", int(time.time() * 1000))
+            # The index lives as long as its longest link: set an expiry, or push it later.
+            pipe.pexpireat(index, expires_ms, nx=True)
+            pipe.pexpireat(index, expires_ms, gt=True)
+            pipe.execute()
+
+    def resolve(self, token: str, now: datetime) -> str | None:
+        with _unreachable_as_unavailable():
+            value = self._redis.get(self._link(token_hash(token)))
+        if value is None:
+            return None
+        # Redis expires the key; the stored expiry also holds the link to the caller's clock.
+        image_id, _, expires_ms = (value.decode() if isinstance(value, bytes) else value).partition(" ")
+        return image_id if int(expires_ms) > now.timestamp() * 1000 else None
+
+    def delete_for_image(self, image_id: str) -> None:
+        index = self._index(image_id)
+
+        def delete_all(pipe: redis.client.Pipeline) -> None:
+            digests = pipe.zrange(index, 0, -1)
+            pipe.multi()
+            for digest in digests:
+                pipe.delete(self._link(digest.decode() if isinstance(digest, bytes) else digest))
+            pipe.delete(index)
+
+        # WATCH the index: a link added meanwhile makes Redis refuse, and redis-py retries.
+        with _unreachable_as_unavailable():
+            self._redis.transaction(delete_all, index)
+
+    def check(self) -> None:
+        try:
+            self._redis.ping()
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise Unavailable(f"Redis is unreachable: {error}") from error
+
+    def _link(self, digest: str) -> str:
+        return f"{self._prefix}link:{digest}"
+
+    def _index(self, image_id: str) -> str:
+        return f"{self._prefix}image-links:{image_id}"
+
+
+@contextmanager
+def _unreachable_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise Unavailable(f"the link store (Redis) is unreachable: {error}") from error
