@@ -1,0 +1,107 @@
+"""Fixtures for the real services: S3 on a moto server, Redis, a fresh MariaDB database.
+
+Import them into a conftest.py or a test module:
+`from tests.integration.services import moto_server, s3_bucket, redis_client, redis_url, mysql_url`.
+Each service is found by an environment variable with the machine's default, and a test
+skips, saying why, only when its service is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import boto3
+import pymysql
+import pytest
+import redis
+from moto.server import ThreadedMotoServer
+from sqlalchemy import make_url
+
+REDIS_URL = os.environ.get("IMAGIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+MYSQL_URL = os.environ.get("IMAGIFY_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """The endpoint URL of an S3 (moto) server on a free loopback port, with dummy credentials."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in AWS_TEST_ENV.items():
+            env.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            env.delenv(name, raising=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_server: str) -> Iterator[tuple[str, str]]:
+    """A fresh, empty bucket on the moto server: (endpoint_url, bucket)."""
+    s3 = boto3.session.Session().client("s3", endpoint_url=moto_server)
+    bucket = f"imagify-test-{secrets.token_hex(6)}"
+    s3.create_bucket(Bucket=bucket)
+    yield moto_server, bucket
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+    s3.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis database (db 11 unless IMAGIFY_TEST_REDIS_URL says otherwise)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}: {error}")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on the test database, emptied before and after the test."""
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> Iterator[str]:
+    """A fresh `imagify_<hex>` database on MariaDB for the session, dropped afterwards."""
+    server = make_url(MYSQL_URL)
+    try:
+        admin = pymysql.connect(
+            host=server.host or "127.0.0.1",
+            port=server.port or 3306,
+            user=server.username or "root",
+            password=server.password or "",
+            connect_timeout=3,
+        )
+    except pymysql.err.OperationalError as error:
+        pytest.skip(f"MariaDB is not reachable at {server.host}:{server.port or 3306}: {error}")
+    name = f"imagify_{secrets.token_hex(4)}"
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        url = server.set(database=name).update_query_dict({"charset": "utf8mb4"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
