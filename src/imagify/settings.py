@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 
 PREFIX = "IMAGIFY_"
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,6 +79,11 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         settings = msgspec.structs.replace(settings, storage_url=f"file://{(data / 'blobs').resolve()}")
     if settings.renderer not in ("local", "lambda"):
         raise SettingsError(f"{PREFIX}RENDERER must be 'local' or 'lambda', got {settings.renderer!r}")
+    if settings.secret_key and len(settings.secret_key) < MIN_SECRET_LENGTH:
+        raise SettingsError(
+            f"{PREFIX}SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters "
+            "(try: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
     for field in ("max_upload_bytes", "max_image_pixels", "token_ttl_seconds"):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{PREFIX}{field.upper()} must be positive")

@@ -23,7 +23,7 @@ PASSWORD = "a-long-password"
 
 
 def embedded_settings(tmp_path: Path, **overrides: str) -> Settings:
-    env = {"IMAGIFY_DATA_DIR": str(tmp_path / "var"), "IMAGIFY_SECRET_KEY": "test-secret"}
+    env = {"IMAGIFY_DATA_DIR": str(tmp_path / "var"), "IMAGIFY_SECRET_KEY": "test-secret-of-at-least-32-characters"}
     env.update(overrides)
     return load_settings(env, dotenv=None)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from functools import cache
+from typing import Any
 
 import boto3
 import pymysql
@@ -48,7 +50,7 @@ def moto_server() -> Iterator[str]:
 @pytest.fixture
 def s3_bucket(moto_server: str) -> Iterator[tuple[str, str]]:
     """A fresh, empty bucket on the moto server: (endpoint_url, bucket)."""
-    s3 = boto3.session.Session().client("s3", endpoint_url=moto_server)
+    s3 = _s3_admin(moto_server)
     bucket = f"imagify-test-{secrets.token_hex(6)}"
     s3.create_bucket(Bucket=bucket)
     yield moto_server, bucket
@@ -56,6 +58,12 @@ def s3_bucket(moto_server: str) -> Iterator[tuple[str, str]]:
         for item in page.get("Contents", []):
             s3.delete_object(Bucket=bucket, Key=item["Key"])
     s3.delete_bucket(Bucket=bucket)
+
+
+@cache
+def _s3_admin(endpoint_url: str) -> Any:
+    # One client per server: building a boto3 client costs a few hundred milliseconds.
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url)
 
 
 @pytest.fixture(scope="session")

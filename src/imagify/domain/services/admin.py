@@ -193,5 +193,9 @@ def _check_tiers(uow: UnitOfWork, names: list[str]) -> None:
 
 def _audit(actor: str, action: str, target: str, **details: object) -> None:
     audit.info(
-        "admin action", extra={"actor": actor, "action": action, "target": target, **details}
+        "%s %s by %s",
+        action,
+        target,
+        actor,
+        extra={"actor": actor, "action": action, "target": target, **details},
     )

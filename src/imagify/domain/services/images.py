@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
@@ -171,7 +172,16 @@ class ImageService:
 
     def _render(self, image: Image, height: int) -> Rendition:
         key = thumbnail_key(image.id, height)
+        started = time.perf_counter()
         made = self._renderer.render(image.storage_key, key, height)
+        log.info(
+            "thumbnail rendered",
+            extra={
+                "image_id": image.id,
+                "thumbnail_height": height,
+                "render_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
         rendition = Rendition(
             image_id=image.id,
             height=height,

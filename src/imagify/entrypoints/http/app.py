@@ -16,6 +16,7 @@ from imagify.entrypoints.http.routes.docs import docs_assets, docs_page
 from imagify.entrypoints.http.routes.images import ImageController
 from imagify.entrypoints.http.routes.public import follow_link, issue_token, live, me, ready
 from imagify.entrypoints.http.upload import FORM_OVERHEAD
+from imagify.logs import configure_logging
 from imagify.settings import load_settings
 
 DESCRIPTION = """Upload JPEG, PNG and WebP images and fetch them back as thumbnails, originals
@@ -72,4 +73,5 @@ def create_app(container: Container) -> Litestar:
 
 def create_app_from_env() -> Litestar:
     """The app as `imagify serve` runs it (a factory, so each worker builds its own clients)."""
+    configure_logging()
     return create_app(build_container(load_settings()))

@@ -9,7 +9,7 @@ from typing import Annotated
 import anyio
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from imagify.domain.errors import InvalidInput
 from imagify.domain.model import User
@@ -53,13 +53,13 @@ class TierController(Controller):
         return tier_out(await run(admin.create_tier, admin_user.username, body.name, body.permissions))
 
     @get("/{name:str}", sync_to_thread=True, responses=errors(401, 403, 404), summary="One tier")
-    def get_tier(self, admin_user: User, admin: AdminService, name: str) -> TierOut:
+    def get_tier(self, admin_user: User, admin: AdminService, name: FromPath[str]) -> TierOut:
         return tier_out(admin.get_tier(name))
 
     @put("/{name:str}", operation_class=json_body_operation(TierReplace),
          responses=errors(400, 401, 403, 404), summary="Replace a tier's permissions")
     async def replace_tier(
-        self, request: Request, admin_user: User, admin: AdminService, name: str
+        self, request: Request, admin_user: User, admin: AdminService, name: FromPath[str]
     ) -> TierOut:
         body = await strict_json(request, TierReplace, '{"permissions": ["thumbnail:200"]}')
         return tier_out(await run(admin.replace_tier, admin_user.username, name, body.permissions))
@@ -67,7 +67,7 @@ class TierController(Controller):
     @patch("/{name:str}", operation_class=json_body_operation(TierPatch),
            responses=errors(400, 401, 403, 404), summary="Change some of a tier's permissions")
     async def patch_tier(
-        self, request: Request, admin_user: User, admin: AdminService, name: str
+        self, request: Request, admin_user: User, admin: AdminService, name: FromPath[str]
     ) -> TierOut:
         body = await strict_json(request, TierPatch, '{"add": ["thumbnail:800"], "remove": []}')
         tier = await run(
@@ -83,7 +83,7 @@ class TierController(Controller):
 
     @delete("/{name:str}", sync_to_thread=True, responses=errors(401, 403, 404, 409),
             summary="Delete a tier no user holds")
-    def delete_tier(self, admin_user: User, admin: AdminService, name: str) -> None:
+    def delete_tier(self, admin_user: User, admin: AdminService, name: FromPath[str]) -> None:
         admin.delete_tier(admin_user.username, name)
 
 
@@ -109,8 +109,8 @@ class UserController(Controller):
         self,
         admin_user: User,
         admin: AdminService,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="page size")] = 50,
-        cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100, description="page size")] = 50,
+        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> UserPage:
         users, more = admin.list_users(_decode(cursor) if cursor else None, limit)
         return UserPage([user_out(u) for u in users], _encode(users[-1].username) if more else None)
@@ -127,13 +127,13 @@ class UserController(Controller):
         return user_out(user)
 
     @get("/{username:str}", sync_to_thread=True, responses=errors(401, 403, 404), summary="One user")
-    def get_user(self, admin_user: User, admin: AdminService, username: str) -> UserOut:
+    def get_user(self, admin_user: User, admin: AdminService, username: FromPath[str]) -> UserOut:
         return user_out(admin.get_user(username))
 
     @patch("/{username:str}", operation_class=json_body_operation(UserPatch),
            responses=errors(400, 401, 403, 404, 409), summary="Change a user's password, tiers or admin flag")
     async def patch_user(
-        self, request: Request, admin_user: User, admin: AdminService, username: str
+        self, request: Request, admin_user: User, admin: AdminService, username: FromPath[str]
     ) -> UserOut:
         body = await strict_json(request, UserPatch, '{"tiers": ["premium"]}')
         user = await run(
@@ -149,5 +149,5 @@ class UserController(Controller):
 
     @delete("/{username:str}", sync_to_thread=True, responses=errors(401, 403, 404, 409),
             summary="Delete a user with their images, thumbnails and links")
-    def delete_user(self, admin_user: User, admin: AdminService, username: str) -> None:
+    def delete_user(self, admin_user: User, admin: AdminService, username: FromPath[str]) -> None:
         admin.delete_user(admin_user.username, username)

@@ -7,7 +7,7 @@ from typing import Annotated
 import anyio
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from imagify.domain.errors import InvalidInput
@@ -62,8 +62,8 @@ class ImageController(Controller):
         user: User,
         images: ImageService,
         settings: Settings,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="page size")] = 20,
-        cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100, description="page size")] = 20,
+        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> ImagePage:
         page = images.list(user, cursor, limit)
         base = base_url(request, settings)
@@ -71,13 +71,13 @@ class ImageController(Controller):
 
     @get("/{image_id:str}", sync_to_thread=True, responses=errors(401, 404), summary="One image")
     def get_image(
-        self, request: Request, user: User, images: ImageService, settings: Settings, image_id: str
+        self, request: Request, user: User, images: ImageService, settings: Settings, image_id: FromPath[str]
     ) -> ImageOut:
         return image_out(images.get(user, image_id), user, base_url(request, settings))
 
     @delete("/{image_id:str}", sync_to_thread=True, responses=errors(401, 404, 503),
             summary="Delete an image, its thumbnails and its links")
-    def delete_image(self, user: User, images: ImageService, image_id: str) -> None:
+    def delete_image(self, user: User, images: ImageService, image_id: FromPath[str]) -> None:
         images.delete(user, image_id)
 
     @get(
@@ -87,7 +87,7 @@ class ImageController(Controller):
         summary="A thumbnail, rendered on first access",
     )
     def thumbnail(
-        self, request: Request, user: User, images: ImageService, image_id: str, height: int
+        self, request: Request, user: User, images: ImageService, image_id: FromPath[str], height: FromPath[int]
     ) -> Response:
         rendition = images.thumbnail(user, image_id, height)
         if not_modified(request, rendition.etag):
@@ -102,7 +102,7 @@ class ImageController(Controller):
         summary="The original bytes",
     )
     def original(
-        self, request: Request, user: User, images: ImageService, image_id: str
+        self, request: Request, user: User, images: ImageService, image_id: FromPath[str]
     ) -> Response | Stream:
         image = images.original(user, image_id)
         if not_modified(request, image.etag):
@@ -118,7 +118,7 @@ class ImageController(Controller):
         summary="A link to the original that works without auth until it expires",
     )
     async def create_link(
-        self, request: Request, user: User, links: LinkService, settings: Settings, image_id: str
+        self, request: Request, user: User, links: LinkService, settings: Settings, image_id: FromPath[str]
     ) -> LinkOut:
         # Decoded strictly by hand: Litestar's own conversion would accept 300.0 and "300".
         try:

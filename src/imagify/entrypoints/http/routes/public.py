@@ -6,6 +6,7 @@ import anyio
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from imagify.domain.errors import DomainError, InvalidInput
@@ -70,7 +71,7 @@ def me(user: User) -> MeOut:
     responses=errors(404),
     summary="The original behind an expiring link",
 )
-def follow_link(request: Request, token: str, links: LinkService, images: ImageService) -> Response | Stream:
+def follow_link(request: Request, token: FromPath[str], links: LinkService, images: ImageService) -> Response | Stream:
     image = links.resolve(token)
     cache = "private, no-cache"  # revalidate each time, so an expired link stops working
     if not_modified(request, image.etag):
