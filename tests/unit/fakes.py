@@ -6,13 +6,13 @@ import copy
 import hashlib
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
-from imagify.domain.errors import NotAnImage, NotFound, RenderFailed, Unauthorized
+from imagify.domain.errors import Conflict, NotAnImage, NotFound, RenderFailed, Unauthorized
 from imagify.domain.model import ExpiringLink, Image, ImageInfo, RenderedThumbnail, Rendition, User
 from imagify.domain.permissions import BUILT_IN_TIERS, Permissions, Tier
 from imagify.domain.ports import Cursor, StoredBlob
@@ -123,6 +123,8 @@ class FakeRenditionRepository:
         self._s = store
 
     def add(self, rendition: Rendition) -> None:
+        if (rendition.image_id, rendition.height) in self._s.renditions:
+            raise Conflict("rendition already stored")
         self._s.renditions[(rendition.image_id, rendition.height)] = rendition
 
     def get(self, image_id: str, height: int) -> Rendition | None:
@@ -233,12 +235,15 @@ class FakeRenderer:
         self._blobs = blobs
         self.calls = 0
         self.fail = False
+        self.during_render: Callable[[], None] | None = None
 
     def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
         self.calls += 1
         if self.fail:
             raise RenderFailed("the renderer is down")
         source, content_type = self._blobs.blobs[source_key]
+        if self.during_render is not None:
+            self.during_render()
         data = f"thumb {height} of {hashlib.sha256(source).hexdigest()}".encode()
         self._blobs.put(target_key, data, content_type)
         return RenderedThumbnail(content_type, len(data), height, height, hashlib.sha256(data).hexdigest())

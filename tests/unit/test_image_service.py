@@ -3,6 +3,7 @@ import threading
 
 import pytest
 
+from imagify.domain.model import Rendition
 from imagify.domain.errors import Forbidden, InvalidInput, NotAnImage, NotFound, RenderFailed
 
 
@@ -175,3 +176,28 @@ def test_a_downgrade_takes_effect_on_the_next_request(world):
     ann = world.admin.get_user("ann")
     with pytest.raises(Forbidden):
         world.images.thumbnail(ann, image.id, 400)
+
+
+def test_a_render_that_loses_a_race_serves_the_stored_thumbnail_and_drops_its_own_bytes(world):
+    ann = world.user()
+    image = world.upload(ann)
+    winner = Rendition(image.id, 200, "thumbnails/winner", "image/jpeg", 3, 200, 200, "f" * 64)
+    world.blobs.put("thumbnails/winner", b"win", "image/jpeg")
+
+    def another_process_stores_it_first():
+        with world.uow() as uow:
+            uow.renditions.add(winner)
+            uow.commit()
+
+    world.renderer.during_render = another_process_stores_it_first
+    assert world.images.thumbnail(ann, image.id, 200) == winner
+    assert sorted(world.blobs.blobs) == ["originals/" + image.id, "thumbnails/winner"]
+
+
+def test_a_thumbnail_of_an_image_deleted_during_its_render_leaves_no_bytes(world):
+    ann = world.user()
+    image = world.upload(ann)
+    world.renderer.during_render = lambda: world.images.delete(ann, image.id)
+    with pytest.raises(NotFound):
+        world.images.thumbnail(ann, image.id, 200)
+    assert world.blobs.blobs == {}

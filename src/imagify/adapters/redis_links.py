@@ -64,7 +64,8 @@ class RedisLinkStore:
         if value is None:
             return None
         # Redis expires the key; the stored expiry also holds the link to the caller's clock.
-        image_id, _, expires_ms = (value.decode() if isinstance(value, bytes) else value).partition(" ")
+        text = value.decode() if isinstance(value, bytes) else value
+        image_id, _, expires_ms = text.rpartition(" ")
         return image_id if int(expires_ms) > now.timestamp() * 1000 else None
 
     def delete_for_image(self, image_id: str) -> None:

@@ -6,10 +6,15 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+import redis
 from dependency_injector import containers, providers
+from sqlalchemy import Engine
 
 from imagify.adapters.local_storage import LocalFolderBlobStorage
 from imagify.adapters.pillow import PillowImageInspector, PillowRenderer
+from imagify.adapters.redis_links import RedisLinkStore, make_redis
+from imagify.adapters.redis_locks import RedisLockManager
+from imagify.adapters.s3_storage import S3BlobStorage, make_s3_client, parse_s3_url
 from imagify.adapters.security import Argon2PasswordHasher, JwtTokenSigner
 from imagify.adapters.sql import (
     SqlAlchemyUnitOfWorkFactory,
@@ -18,7 +23,7 @@ from imagify.adapters.sql import (
     make_engine,
 )
 from imagify.adapters.system import LocalLockManager, SecretsIdGenerator, SystemClock
-from imagify.domain.ports import BlobStorage, LinkStore, Renderer
+from imagify.domain.ports import BlobStorage, LinkStore, LockManager, Renderer
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
 from imagify.domain.services.images import ImageService
@@ -30,15 +35,31 @@ def build_blob_storage(settings: Settings) -> BlobStorage:
     url = urlparse(settings.storage_url)
     if url.scheme == "file":
         return LocalFolderBlobStorage(Path(url.netloc + url.path))
+    if url.scheme == "s3":
+        try:
+            bucket, prefix = parse_s3_url(settings.storage_url)
+        except ValueError as error:
+            raise SettingsError(f"IMAGIFY_STORAGE_URL: {error}") from None
+        return S3BlobStorage(make_s3_client(settings.s3_endpoint_url), bucket, prefix)
     raise SettingsError(
-        f"IMAGIFY_STORAGE_URL {settings.storage_url!r} is not supported: use file:///path"
+        f"IMAGIFY_STORAGE_URL {settings.storage_url!r} is not supported: "
+        "use file:///path or s3://bucket/prefix"
     )
 
 
-def build_link_store(settings: Settings, engine: object) -> LinkStore:
-    if settings.redis_url:
-        raise SettingsError("IMAGIFY_REDIS_URL is not supported yet: leave it unset")
-    return SqlLinkStore(engine)  # type: ignore[arg-type]
+def build_redis(settings: Settings) -> redis.Redis | None:
+    return make_redis(settings.redis_url) if settings.redis_url else None
+
+
+def build_link_store(redis_client: redis.Redis | None, engine: Engine) -> LinkStore:
+    return RedisLinkStore(redis_client) if redis_client is not None else SqlLinkStore(engine)
+
+
+def build_locks(settings: Settings, redis_client: redis.Redis | None) -> LockManager:
+    """Redis locks across machines in cloud mode; thread and file locks on one machine."""
+    if redis_client is not None:
+        return RedisLockManager(redis_client)
+    return LocalLockManager(settings.data_path / "locks")
 
 
 def build_renderer(settings: Settings, blobs: BlobStorage) -> Renderer:
@@ -54,12 +75,11 @@ class Container(containers.DeclarativeContainer):
     uow = providers.Singleton(SqlAlchemyUnitOfWorkFactory, engine)
     database_check = providers.Callable(check_database, engine)
     blobs = providers.Singleton(build_blob_storage, settings)
-    links = providers.Singleton(build_link_store, settings, engine)
+    redis = providers.Singleton(build_redis, settings)
+    links = providers.Singleton(build_link_store, redis, engine)
     renderer = providers.Singleton(build_renderer, settings, blobs)
     inspector = providers.Singleton(PillowImageInspector, settings.provided.max_image_pixels)
-    locks = providers.Singleton(
-        LocalLockManager, providers.Callable(lambda s: s.data_path / "locks", settings)
-    )
+    locks = providers.Singleton(build_locks, settings, redis)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(SecretsIdGenerator)
     hasher = providers.Singleton(Argon2PasswordHasher)
@@ -83,6 +103,9 @@ def shutdown(container: Container) -> None:
     if close is not None:
         close()
     container.engine().dispose()
+    client = container.redis()
+    if client is not None:
+        client.close()
 
 
 def build_container(settings: Settings) -> Container:

@@ -230,18 +230,23 @@ class SqlAlchemyRenditionRepository:
         self._db = connection
 
     def add(self, rendition: Rendition) -> None:
-        self._db.execute(
-            insert(renditions).values(
-                image_id=rendition.image_id,
-                height=rendition.height,
-                storage_key=rendition.storage_key,
-                content_type=rendition.content_type,
-                size_bytes=rendition.size_bytes,
-                pixel_width=rendition.pixel_width,
-                pixel_height=rendition.pixel_height,
-                sha256=rendition.sha256,
+        try:
+            self._db.execute(
+                insert(renditions).values(
+                    image_id=rendition.image_id,
+                    height=rendition.height,
+                    storage_key=rendition.storage_key,
+                    content_type=rendition.content_type,
+                    size_bytes=rendition.size_bytes,
+                    pixel_width=rendition.pixel_width,
+                    pixel_height=rendition.pixel_height,
+                    sha256=rendition.sha256,
+                )
             )
-        )
+        except IntegrityError:
+            raise Conflict(
+                f"the {rendition.height}px thumbnail of {rendition.image_id!r} is already stored"
+            ) from None
 
     def get(self, image_id: str, height: int) -> Rendition | None:
         query = select(renditions).where(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from imagify.domain.errors import Forbidden, InvalidInput, NotAnImage, NotFound
+from imagify.domain.errors import Conflict, Forbidden, InvalidInput, NotAnImage, NotFound
 from imagify.domain.model import Image, Rendition, User
 from imagify.domain.permissions import ThumbnailHeight
 from imagify.domain.ports import (
@@ -68,8 +68,9 @@ def original_key(image_id: str) -> str:
     return f"originals/{image_id}"
 
 
-def thumbnail_key(image_id: str, height: int) -> str:
-    return f"thumbnails/{image_id}/{height}"
+def thumbnail_key(image_id: str, height: int, nonce: str) -> str:
+    """Each render writes its own key, so a render that loses a race deletes only its own bytes."""
+    return f"thumbnails/{image_id}/{height}-{nonce}"
 
 
 def sha256_of(stream: BinaryIO) -> str:
@@ -171,7 +172,7 @@ class ImageService:
             return self._render(image, height)
 
     def _render(self, image: Image, height: int) -> Rendition:
-        key = thumbnail_key(image.id, height)
+        key = thumbnail_key(image.id, height, self._ids.image_id()[:12])
         started = time.perf_counter()
         made = self._renderer.render(image.storage_key, key, height)
         log.info(
@@ -198,6 +199,15 @@ class ImageService:
                     raise NotFound(f"image {image.id!r} was deleted while its thumbnail rendered")
                 uow.renditions.add(rendition)
                 uow.commit()
+        except Conflict:
+            # Another process stored this thumbnail first (its lock expired, or none was
+            # shared): serve theirs, so every client gets the same bytes.
+            self._delete_blobs([key])
+            with self._uow() as uow:
+                stored = uow.renditions.get(image.id, height)
+            if stored is None:
+                raise
+            return stored
         except BaseException:
             self._delete_blobs([key])
             raise

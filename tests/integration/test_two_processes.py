@@ -1,0 +1,163 @@
+"""Two API server processes sharing MySQL, Redis and S3 behave as one service."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image as PILImage
+
+from imagify.adapters.sql.migrate import upgrade
+from imagify.entrypoints.container import build_container, shutdown
+from imagify.settings import load_settings
+from tests.integration.services import (  # noqa: F401  (pytest fixtures)
+    AWS_TEST_ENV,
+    moto_server,
+    mysql_url,
+    redis_client,
+    redis_url,
+    s3_bucket,
+)
+
+PASSWORD = "a-long-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(base: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"server at {base} not ready after 30 s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def cloud_env(tmp_path, mysql_url, redis_client, redis_url, s3_bucket) -> dict[str, str]:
+    endpoint, bucket = s3_bucket
+    env = {
+        "IMAGIFY_DATABASE_URL": mysql_url,
+        "IMAGIFY_STORAGE_URL": f"s3://{bucket}/imagify",
+        "IMAGIFY_S3_ENDPOINT_URL": endpoint,
+        "IMAGIFY_REDIS_URL": redis_url,
+        "IMAGIFY_SECRET_KEY": "shared-secret-of-the-two-processes-0123456789",
+        "IMAGIFY_ADMIN_PASSWORD": "admin-password-for-the-test",
+        **AWS_TEST_ENV,
+    }
+    upgrade(mysql_url)
+    settings = load_settings({**env, "IMAGIFY_DATA_DIR": str(tmp_path / "setup")}, dotenv=None)
+    container = build_container(settings)
+    username = f"ann-{secrets.token_hex(4)}"  # the database lives for the whole session
+    container.admin().create_user("tests", username, PASSWORD, ["enterprise"])
+    shutdown(container)
+    return {**env, "TEST_USERNAME": username}
+
+
+@pytest.fixture
+def two_servers(tmp_path, cloud_env) -> Iterator[tuple[str, str, list[Path]]]:
+    processes, bases, logs = [], [], []
+    for name in ("a", "b"):
+        port = _free_port()
+        data_dir = tmp_path / name  # each process has its own, empty, local folder
+        log = tmp_path / f"{name}.log"
+        env = {**os.environ, **cloud_env, "IMAGIFY_DATA_DIR": str(data_dir)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "imagify.entrypoints.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        processes.append(process)
+        bases.append(f"http://127.0.0.1:{port}")
+        logs.append(log)
+    try:
+        for base, process, log in zip(bases, processes, logs, strict=True):
+            _wait_ready(base, process, log)
+        yield bases[0], bases[1], logs
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    PILImage.effect_noise((1600, 1200), 60).convert("RGB").save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _renders(logs: list[Path]) -> int:
+    count = 0
+    for log in logs:
+        for line in log.read_text().splitlines():
+            if line.startswith("{") and json.loads(line).get("message") == "thumbnail rendered":
+                count += 1
+    return count
+
+
+def test_an_image_uploaded_through_one_process_is_listed_rendered_once_and_linked_through_the_other(
+    two_servers, cloud_env
+):
+    two_servers_user = cloud_env["TEST_USERNAME"]
+    a, b, logs = two_servers
+    username = two_servers_user
+    token = httpx.post(f"{a}/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+    auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    original = _jpeg()
+
+    uploaded = httpx.post(f"{a}/api/v1/images", files={"file": ("x.jpg", original)}, headers=auth)
+    assert uploaded.status_code == 201, uploaded.text
+    image_id = uploaded.json()["id"]
+
+    listed = httpx.get(f"{b}/api/v1/images", headers=auth).json()
+    assert [i["id"] for i in listed["items"]] == [image_id]
+
+    def fetch(i: int) -> tuple[int, bytes]:
+        base = a if i % 2 else b
+        r = httpx.get(f"{base}/api/v1/images/{image_id}/thumbnails/200", headers=auth, timeout=60)
+        return r.status_code, r.content
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(fetch, range(20)))
+    assert {status for status, _ in results} == {200}
+    assert len({body for _, body in results}) == 1
+    assert _renders(logs) == 1
+
+    link = httpx.post(
+        f"{b}/api/v1/images/{image_id}/expiring-links", json={"seconds": 300}, headers=auth
+    )
+    assert link.status_code == 201, link.text
+    followed = httpx.get(f"{a}/l/{link.json()['token']}")
+    assert followed.status_code == 200
+    assert followed.content == original
+    assert followed.headers["content-type"] == "image/jpeg"
+
+    assert httpx.delete(f"{a}/api/v1/images/{image_id}", headers=auth).status_code == 204
+    assert httpx.get(f"{b}/l/{link.json()['token']}").status_code == 404
+    assert httpx.get(f"{b}/api/v1/images/{image_id}", headers=auth).status_code == 404
