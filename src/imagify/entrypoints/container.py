@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,10 +17,10 @@ from imagify.adapters.redis_links import RedisLinkStore, make_redis
 from imagify.adapters.redis_locks import RedisLockManager
 from imagify.adapters.s3_storage import S3BlobStorage, make_s3_client, parse_s3_url
 from imagify.adapters.security import Argon2PasswordHasher, JwtTokenSigner
+from imagify.adapters.sql.migrate import check_schema
 from imagify.adapters.sql import (
     SqlAlchemyUnitOfWorkFactory,
     SqlLinkStore,
-    check_database,
     make_engine,
 )
 from imagify.adapters.system import LocalLockManager, SecretsIdGenerator, SystemClock
@@ -29,6 +30,8 @@ from imagify.domain.services.auth import AuthService
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.settings import Settings, SettingsError, secret_key
+
+log = logging.getLogger(__name__)
 
 
 def build_blob_storage(settings: Settings) -> BlobStorage:
@@ -73,7 +76,7 @@ class Container(containers.DeclarativeContainer):
 
     engine = providers.Singleton(make_engine, settings.provided.database_url)
     uow = providers.Singleton(SqlAlchemyUnitOfWorkFactory, engine)
-    database_check = providers.Callable(check_database, engine)
+    database_check = providers.Callable(check_schema, engine)
     blobs = providers.Singleton(build_blob_storage, settings)
     redis = providers.Singleton(build_redis, settings)
     links = providers.Singleton(build_link_store, redis, engine)
@@ -98,14 +101,16 @@ class Container(containers.DeclarativeContainer):
 
 
 def shutdown(container: Container) -> None:
-    """Release long-lived clients: the render pool and the database pool."""
-    close = getattr(container.renderer(), "close", None)
-    if close is not None:
-        close()
-    container.engine().dispose()
-    client = container.redis()
-    if client is not None:
-        client.close()
+    """Release the long-lived clients that were built: render pool, database pool, Redis."""
+    for name, release in (
+        ("renderer", lambda: getattr(container.renderer(), "close", lambda: None)()),
+        ("engine", lambda: container.engine().dispose()),
+        ("redis", lambda: (client := container.redis()) is not None and client.close()),
+    ):
+        try:
+            release()
+        except Exception:  # one client failing to close must not keep the others open
+            log.warning("could not release the %s at shutdown", name, exc_info=True)
 
 
 def build_container(settings: Settings) -> Container:

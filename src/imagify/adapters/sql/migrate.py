@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
-from imagify.adapters.sql.unit_of_work import make_engine
+from imagify.adapters.sql.unit_of_work import check_database, make_engine
+from imagify.domain.errors import Unavailable
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -38,3 +43,23 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+@cache
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise Unavailable unless the database answers and is migrated to the latest revision."""
+    check_database(engine)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as error:
+        raise Unavailable(f"cannot read the schema revision: {error.orig}") from None
+    if current != head_revision():
+        raise Unavailable(
+            f"the database schema is at revision {current or 'none'}, not {head_revision()}: "
+            "run `imagify migrate`"
+        )

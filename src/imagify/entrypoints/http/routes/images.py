@@ -81,15 +81,17 @@ class ImageController(Controller):
         images.delete(user, image_id)
 
     @get(
-        "/{image_id:str}/thumbnails/{height:int}",
+        "/{image_id:str}/thumbnails/{height:str}",
         sync_to_thread=True,
         responses=errors(400, 401, 403, 404, 502, 503),
         summary="A thumbnail, rendered on first access",
     )
     def thumbnail(
-        self, request: Request, user: User, images: ImageService, image_id: FromPath[str], height: FromPath[int]
+        self, request: Request, user: User, images: ImageService, image_id: FromPath[str], height: FromPath[str]
     ) -> Response:
-        rendition = images.thumbnail(user, image_id, height)
+        if not height.isdigit():  # a path segment: say what is wrong instead of a bare 404
+            raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height!r}")
+        rendition = images.thumbnail(user, image_id, int(height))
         if not_modified(request, rendition.etag):
             return not_modified_response(rendition.etag, THUMBNAIL_CACHE)
         data = images.open(rendition.storage_key).read_all()
