@@ -1,4 +1,9 @@
-"""The app on real adapters: a temp-file SQLite and a temp folder (embedded mode)."""
+"""The app on real adapters, once per backend.
+
+`embedded`: a temp-file SQLite, a temp folder, SQL links, local renders.
+`cloud`: a fresh MariaDB database, a fresh S3 bucket on a moto server, Redis links and locks.
+Every test that uses `settings` (and so `container` and `client`) runs on each backend.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,27 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import argon2
 import pytest
 from litestar.testing import TestClient
 from PIL import Image as PILImage
 
+from imagify.adapters.s3_storage import make_s3_client, parse_s3_url
 from imagify.adapters.security import Argon2PasswordHasher
 from imagify.adapters.sql.migrate import upgrade
 from imagify.entrypoints.container import Container, build_container, shutdown
 from imagify.entrypoints.http.app import create_app
 from imagify.settings import Settings, load_settings
+from tests.integration.services import (  # noqa: F401  (fixtures for the cloud backend)
+    moto_server,
+    mysql_database,
+    mysql_url,
+    redis_client,
+    redis_url,
+    s3_bucket,
+)
 
 PASSWORD = "a-long-password"
 
@@ -28,9 +42,41 @@ def embedded_settings(tmp_path: Path, **overrides: str) -> Settings:
     return load_settings(env, dotenv=None)
 
 
+BACKENDS = ["embedded", "cloud"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return embedded_settings(tmp_path)
+def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """Settings for the test's backend; each call gets its own database, bucket and folder."""
+    count = iter(range(1000))
+
+    def make(**overrides: str) -> Settings:
+        folder = tmp_path / f"app{next(count)}"
+        if backend == "embedded":
+            return embedded_settings(folder, **overrides)
+        database = request.getfixturevalue("mysql_database")
+        request.getfixturevalue("redis_client")  # emptied before and after the test
+        endpoint, bucket = request.getfixturevalue("s3_bucket")
+        env = {
+            "IMAGIFY_DATABASE_URL": database(),
+            "IMAGIFY_STORAGE_URL": f"s3://{bucket}/{folder.name}",
+            "IMAGIFY_S3_ENDPOINT_URL": endpoint,
+            "IMAGIFY_REDIS_URL": request.getfixturevalue("redis_url"),
+            **overrides,
+        }
+        return embedded_settings(folder, **env)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:
+    return make_settings()
 
 
 @pytest.fixture
@@ -97,10 +143,21 @@ def assert_error(response, status: int) -> str:
     return body["detail"]
 
 
-def blob_files(settings: Settings) -> list[Path]:
-    """Every file under the blob folder (an absent folder holds none)."""
+def blob_files(settings: Settings) -> list[PurePosixPath]:
+    """Every stored key, relative to the storage root: files in the folder or objects in S3."""
+    if settings.storage_url.startswith("s3://"):
+        bucket, prefix = parse_s3_url(settings.storage_url)
+        s3 = make_s3_client(settings.s3_endpoint_url)
+        keys = [
+            item["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
+        return sorted(PurePosixPath(k).relative_to(prefix) if prefix else PurePosixPath(k) for k in keys)
     root = Path(settings.data_dir) / "blobs"
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    if not root.exists():
+        return []
+    return sorted(PurePosixPath(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file())
 
 
 @contextmanager

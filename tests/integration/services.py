@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
@@ -112,4 +112,35 @@ def mysql_url() -> Iterator[str]:
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture
+def mysql_database(mysql_url: str) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty MariaDB databases for one test, all dropped afterwards."""
+    server = make_url(mysql_url).set(database=None)
+    made: list[str] = []
+    admin = pymysql.connect(
+        host=server.host or "127.0.0.1",
+        port=server.port or 3306,
+        user=server.username or "root",
+        password=server.password or "",
+        connect_timeout=3,
+        autocommit=True,
+    )
+
+    def make() -> str:
+        name = f"imagify_{secrets.token_hex(4)}"
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        made.append(name)
+        url = server.set(database=name).update_query_dict({"charset": "utf8mb4"})
+        return url.render_as_string(hide_password=False)
+
+    try:
+        yield make
+    finally:
+        with admin.cursor() as cursor:
+            for name in made:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()

@@ -10,7 +10,6 @@ import pytest
 from tests.integration.conftest import (
     assert_error,
     blob_files,
-    embedded_settings,
     image_bytes,
     login,
     running_app,
@@ -66,8 +65,8 @@ def test_a_basic_user_sees_only_the_200px_thumbnail_link(client, make_user):
     assert list(body["links"]["thumbnails"]) == ["200"]
 
 
-def test_links_use_the_configured_public_base_url(tmp_path):
-    settings = embedded_settings(tmp_path / "public", IMAGIFY_PUBLIC_BASE_URL="https://img.example.com")
+def test_links_use_the_configured_public_base_url(make_settings):
+    settings = make_settings(IMAGIFY_PUBLIC_BASE_URL="https://img.example.com")
     with running_app(settings) as (container, client):
         ann = login(container, client, "ann", "enterprise")
         body = upload(client, ann).json()
@@ -123,8 +122,8 @@ def test_an_upload_that_is_not_multipart_is_a_415(client, make_user, settings, c
     assert blob_files(settings) == []
 
 
-def test_uploads_over_the_byte_limit_are_413_and_leave_nothing(tmp_path):
-    settings = embedded_settings(tmp_path / "small", IMAGIFY_MAX_UPLOAD_BYTES="2000")
+def test_uploads_over_the_byte_limit_are_413_and_leave_nothing(make_settings):
+    settings = make_settings(IMAGIFY_MAX_UPLOAD_BYTES="2000")
     with running_app(settings) as (container, client):
         ann = login(container, client, "ann", "basic")
         small = image_bytes("JPEG", (16, 16))
@@ -137,8 +136,8 @@ def test_uploads_over_the_byte_limit_are_413_and_leave_nothing(tmp_path):
         assert blob_files(settings) == before
 
 
-def test_uploads_over_the_pixel_limit_are_413_and_leave_nothing(tmp_path):
-    settings = embedded_settings(tmp_path / "pixels", IMAGIFY_MAX_IMAGE_PIXELS="10000")
+def test_uploads_over_the_pixel_limit_are_413_and_leave_nothing(make_settings):
+    settings = make_settings(IMAGIFY_MAX_IMAGE_PIXELS="10000")
     with running_app(settings) as (container, client):
         ann = login(container, client, "ann", "basic")
         assert upload(client, ann, image_bytes("PNG", (100, 100))).status_code == 201
@@ -178,6 +177,5 @@ def test_filenames_are_kept_only_as_sanitised_display_text(client, make_user, se
     assert response.json()["filename"] == shown
     files = blob_files(settings)
     assert files, "the original was stored"
-    root = settings.data_path / "blobs"
     for path in files:
-        assert all(APP_MADE_NAME.fullmatch(part) for part in path.relative_to(root).parts), path
+        assert all(APP_MADE_NAME.fullmatch(part) for part in path.parts), path

@@ -116,7 +116,7 @@ def test_a_slow_function_times_out_within_the_read_timeout(renderer: Any, lambda
     with pytest.raises(RenderFailed) as failed:
         renderer(lambda_client, SLOW).render(SOURCE, TARGET, 200)
 
-    assert time.monotonic() - started < SLOW_SECONDS - 1
+    assert time.monotonic() - started < 2.5  # one try, read timeout 1 s
     assert failed.value.detail.startswith("the thumbnail function failed: Timeout: ")
 
 
@@ -127,7 +127,7 @@ def test_bounded_retries_still_end_in_time(renderer: Any, lambda_endpoint: str, 
     with pytest.raises(RenderFailed, match="Timeout"):
         renderer(client, SLOW).render(SOURCE, TARGET, 200)
 
-    assert time.monotonic() - started < SLOW_SECONDS - 1  # two reads of 0.5 s and one backoff
+    assert 1.0 <= time.monotonic() - started < SLOW_SECONDS - 1  # two reads of 0.5 s and a backoff
 
 
 def test_an_unreachable_endpoint_fails_fast(renderer: Any, blobs: S3BlobStorage) -> None:
