@@ -31,3 +31,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+## make lambda-package: the AWS Lambda thumbnail function's zip, lambda/build/imagify-thumbnails.zip
+## (LAMBDA_ARCH=x86_64|arm64, LAMBDA_PYTHON=3.12: the runtime the zip is for)
+LAMBDA_ARCH   ?= x86_64
+LAMBDA_PYTHON ?= 3.12
+.PHONY: lambda-package
+lambda-package: $(STAMP)
+	$(BIN)/python lambda/package.py --arch $(LAMBDA_ARCH) --python $(LAMBDA_PYTHON)
