@@ -29,13 +29,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     render_workers: int = 0
+    serve_mode: str = "proxy"
+    presigned_url_seconds: int = 60
+    login_max_failures: int = 5
+    login_window_seconds: int = 300
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
 
 
-_INTS = {"token_ttl_seconds", "max_upload_bytes", "max_image_pixels", "render_workers"}
+_INTS = {
+    "token_ttl_seconds",
+    "max_upload_bytes",
+    "max_image_pixels",
+    "render_workers",
+    "presigned_url_seconds",
+    "login_max_failures",
+    "login_window_seconds",
+}
 
 
 class SettingsError(ValueError):
@@ -84,7 +96,18 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
             f"{PREFIX}SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters "
             "(try: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
         )
-    for field in ("max_upload_bytes", "max_image_pixels", "token_ttl_seconds"):
+    if settings.serve_mode not in ("proxy", "redirect"):
+        raise SettingsError(f"{PREFIX}SERVE_MODE must be 'proxy' or 'redirect', got {settings.serve_mode!r}")
+    if settings.serve_mode == "redirect" and not settings.storage_url.startswith("s3://"):
+        raise SettingsError(f"{PREFIX}SERVE_MODE=redirect needs S3 storage ({PREFIX}STORAGE_URL=s3://...)")
+    for field in (
+        "max_upload_bytes",
+        "max_image_pixels",
+        "token_ttl_seconds",
+        "presigned_url_seconds",
+        "login_max_failures",
+        "login_window_seconds",
+    ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{PREFIX}{field.upper()} must be positive")
     return settings
