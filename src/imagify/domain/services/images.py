@@ -55,7 +55,8 @@ def encode_cursor(image: Image) -> str:
 
 def decode_cursor(cursor: str) -> Cursor:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
         created_at, image_id = raw.split("|", 1)
         return Cursor(datetime.fromisoformat(created_at), image_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):

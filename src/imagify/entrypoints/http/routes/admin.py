@@ -93,9 +93,13 @@ def _encode(username: str) -> str:
 
 def _decode(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        username = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput("'cursor' is not valid: pass the next_cursor of a previous page") from None
+        username = ""
+    if not username:
+        raise InvalidInput("'cursor' is not valid: pass the next_cursor of a previous page")
+    return username
 
 
 class UserController(Controller):
