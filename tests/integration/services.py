@@ -19,7 +19,7 @@ import pymysql
 import pytest
 import redis
 from moto.server import ThreadedMotoServer
-from sqlalchemy import make_url
+from sqlalchemy import URL, make_url
 
 REDIS_URL = os.environ.get("IMAGIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 MYSQL_URL = os.environ.get("IMAGIFY_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
@@ -89,18 +89,23 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+def _connect(server: URL, **options: Any) -> pymysql.Connection:
+    return pymysql.connect(
+        host=server.host or "127.0.0.1",
+        port=server.port or 3306,
+        user=server.username or "root",
+        password=server.password or "",
+        connect_timeout=3,
+        **options,
+    )
+
+
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
     """A fresh `imagify_<hex>` database on MariaDB for the session, dropped afterwards."""
     server = make_url(MYSQL_URL)
     try:
-        admin = pymysql.connect(
-            host=server.host or "127.0.0.1",
-            port=server.port or 3306,
-            user=server.username or "root",
-            password=server.password or "",
-            connect_timeout=3,
-        )
+        admin = _connect(server)
     except pymysql.err.OperationalError as error:
         pytest.skip(f"MariaDB is not reachable at {server.host}:{server.port or 3306}: {error}")
     name = f"imagify_{secrets.token_hex(4)}"
@@ -120,14 +125,7 @@ def mysql_database(mysql_url: str) -> Iterator[Callable[[], str]]:
     """A factory of fresh, empty MariaDB databases for one test, all dropped afterwards."""
     server = make_url(mysql_url).set(database=None)
     made: list[str] = []
-    admin = pymysql.connect(
-        host=server.host or "127.0.0.1",
-        port=server.port or 3306,
-        user=server.username or "root",
-        password=server.password or "",
-        connect_timeout=3,
-        autocommit=True,
-    )
+    admin = _connect(server, autocommit=True)
 
     def make() -> str:
         name = f"imagify_{secrets.token_hex(4)}"

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import pymysql
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, make_url, select
+from sqlalchemy import Engine, inspect, select
 
 from imagify.adapters.sql import (
     SqlAlchemyUnitOfWork,
@@ -32,35 +29,12 @@ from imagify.domain.errors import Unavailable
 from imagify.domain.model import ExpiringLink, Image, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
 from imagify.domain.ports import Cursor
+from tests.integration.services import mysql_database, mysql_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 
-MYSQL_URL = os.environ.get("IMAGIFY_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 TABLES = {"users", "tiers", "tier_permissions", "user_tiers", "images", "renditions", "links"}
 T0 = datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=UTC)
-
-
-def _fresh_mysql_database() -> Iterator[str]:
-    server = make_url(MYSQL_URL)
-    try:
-        admin = pymysql.connect(
-            host=server.host or "127.0.0.1",
-            port=server.port or 3306,
-            user=server.username or "root",
-            password=server.password or "",
-            connect_timeout=3,
-        )
-    except pymysql.err.OperationalError as exc:
-        pytest.skip(f"MariaDB is not reachable at {server.host}:{server.port or 3306}: {exc}")
-    name = f"imagify_test_{secrets.token_hex(4)}"
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
@@ -68,7 +42,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'nested' / 'imagify.db'}"
     else:
-        yield from _fresh_mysql_database()
+        yield request.getfixturevalue("mysql_database")()
 
 
 @pytest.fixture
