@@ -2,6 +2,8 @@
 
 `embedded`: a temp-file SQLite, a temp folder, SQL links, local renders.
 `cloud`: a fresh MariaDB database, a fresh S3 bucket on a moto server, Redis links and locks.
+`lambda`: cloud, with thumbnails rendered by the real Lambda handler behind a loopback
+Invoke API (boto3's Lambda client over HTTP).
 Every test that uses `settings` (and so `container` and `client`) runs on each backend.
 """
 
@@ -24,6 +26,8 @@ from imagify.adapters.sql.migrate import upgrade
 from imagify.entrypoints.container import Container, build_container, shutdown
 from imagify.entrypoints.http.app import create_app
 from imagify.settings import Settings, load_settings
+from tests.integration.lambda_endpoint import FUNCTION as LAMBDA_FUNCTION
+from tests.integration.lambda_endpoint import lambda_endpoint  # noqa: F401  (fixture)
 from tests.integration.services import (  # noqa: F401  (fixtures for the cloud backend)
     moto_server,
     mysql_database,
@@ -42,7 +46,7 @@ def embedded_settings(tmp_path: Path, **overrides: str) -> Settings:
     return load_settings(env, dotenv=None)
 
 
-BACKENDS = ["embedded", "cloud"]
+BACKENDS = ["embedded", "cloud", "lambda"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -67,8 +71,12 @@ def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
             "IMAGIFY_STORAGE_URL": f"s3://{bucket}/{folder.name}",
             "IMAGIFY_S3_ENDPOINT_URL": endpoint,
             "IMAGIFY_REDIS_URL": request.getfixturevalue("redis_url"),
-            **overrides,
         }
+        if backend == "lambda":
+            env["IMAGIFY_RENDERER"] = "lambda"
+            env["IMAGIFY_LAMBDA_FUNCTION"] = LAMBDA_FUNCTION
+            env["IMAGIFY_LAMBDA_ENDPOINT_URL"] = request.getfixturevalue("lambda_endpoint")
+        env.update(overrides)
         return embedded_settings(folder, **env)
 
     return make

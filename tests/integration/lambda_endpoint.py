@@ -75,15 +75,18 @@ class LambdaEndpoint:
             self._stopping.wait(SLOW_SECONDS)
             return real(event)
 
-        self.functions: dict[str, Callable[[Any], Any]] = {FUNCTION: real, FAILING: failing, SLOW: slow}
+        self.functions: dict[str, Callable[[Any], Any]] = {
+            FUNCTION: real,
+            FAILING: failing,
+            SLOW: slow,
+        }
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> None:
         self._thread.start()
@@ -107,19 +110,29 @@ class LambdaEndpoint:
             event = json.loads(body) if body else {}
         except ValueError as error:
             headers["x-amzn-ErrorType"] = "InvalidRequestContentException"
-            return 400, headers, _json({"Type": "User", "message": f"Could not parse request body into json: {error}"})
+            return (
+                400,
+                headers,
+                _json(
+                    {"Type": "User", "message": f"Could not parse request body into json: {error}"}
+                ),
+            )
         headers["X-Amz-Executed-Version"] = "$LATEST"
         try:
             result = function(event)
         except Exception as error:
             headers["X-Amz-Function-Error"] = "Unhandled"
-            return 200, headers, _json(
-                {
-                    "errorMessage": str(error),
-                    "errorType": type(error).__name__,
-                    "requestId": request_id,
-                    "stackTrace": traceback.format_tb(error.__traceback__),
-                }
+            return (
+                200,
+                headers,
+                _json(
+                    {
+                        "errorMessage": str(error),
+                        "errorType": type(error).__name__,
+                        "requestId": request_id,
+                        "stackTrace": traceback.format_tb(error.__traceback__),
+                    }
+                ),
             )
         return 200, headers, _json(result)
 
@@ -147,7 +160,9 @@ def _handler_class(endpoint: LambdaEndpoint) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             name = _function_name(self.path)
             if name is None:
-                self._answer(404, {"x-amzn-ErrorType": "UnknownOperationException"}, b'{"message":"unknown"}')
+                self._answer(
+                    404, {"x-amzn-ErrorType": "UnknownOperationException"}, b'{"message":"unknown"}'
+                )
                 return
             invocation = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
             if invocation == "DryRun" and name in endpoint.functions:

@@ -76,7 +76,9 @@ def original_url(s3_bucket: tuple[str, str]) -> Any:
     def store(key: str, data: bytes | None) -> str:
         if data is not None:
             s3.put_object(Bucket=bucket, Key=key, Body=data)
-        url: str = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=60)
+        url: str = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=60
+        )
         return url
 
     return store
@@ -85,7 +87,11 @@ def original_url(s3_bucket: tuple[str, str]) -> Any:
 def event(input_url: str, requested: str) -> dict[str, Any]:
     return {
         "xAmzRequestId": "1a5ed718-5f53-471d-b6fe-5cf62d88d02a",
-        "getObjectContext": {"inputS3Url": input_url, "outputRoute": "io-use1-001", "outputToken": "OutputToken"},
+        "getObjectContext": {
+            "inputS3Url": input_url,
+            "outputRoute": "io-use1-001",
+            "outputToken": "OutputToken",
+        },
         "configuration": {
             "accessPointArn": "arn:aws:s3-object-lambda:us-east-1:123456789012:accesspoint/thumbs",
             "supportingAccessPointArn": "arn:aws:s3:us-east-1:123456789012:accesspoint/originals",
@@ -122,7 +128,9 @@ def test_the_thumbnail_named_by_at_height_goes_back_through_write_get_object_res
 ) -> None:
     url = original_url("originals/cat", jpeg((800, 600)))
 
-    result = handler.handle(event(url, "originals/cat%40200"), {"IMAGIFY_S3_ENDPOINT_URL": s3_object_lambda.url})
+    result = handler.handle(
+        event(url, "originals/cat%40200"), {"IMAGIFY_S3_ENDPOINT_URL": s3_object_lambda.url}
+    )
 
     sent = answer(s3_object_lambda, result)
     assert sent.headers["x-amz-fwd-status"] == "200"
@@ -151,7 +159,9 @@ def test_a_request_that_cannot_be_served_gets_an_s3_error(
 ) -> None:
     url = original_url(requested.split("@")[0], data)
 
-    result = handler.handle(event(url, requested), {"IMAGIFY_S3_ENDPOINT_URL": s3_object_lambda.url})
+    result = handler.handle(
+        event(url, requested), {"IMAGIFY_S3_ENDPOINT_URL": s3_object_lambda.url}
+    )
 
     sent = answer(s3_object_lambda, result)
     assert sent.headers["x-amz-fwd-status"] == str(status)
@@ -160,20 +170,43 @@ def test_a_request_that_cannot_be_served_gets_an_s3_error(
     assert sent.body == b""
 
 
-def test_a_pixel_bomb_is_refused_before_decoding(s3_object_lambda: WriteGetObjectResponseStub, original_url: Any) -> None:
+def test_a_pixel_bomb_is_refused_before_decoding(
+    s3_object_lambda: WriteGetObjectResponseStub, original_url: Any
+) -> None:
     url = original_url("originals/big", jpeg((800, 600)))
     env = {"IMAGIFY_S3_ENDPOINT_URL": s3_object_lambda.url, "IMAGIFY_MAX_IMAGE_PIXELS": "1000"}
 
     result = handler.handle(event(url, "originals/big@200"), env)
 
     sent = answer(s3_object_lambda, result)
-    assert (sent.headers["x-amz-fwd-status"], sent.headers["x-amz-fwd-error-code"]) == ("400", "ImageTooLarge")
+    assert (sent.headers["x-amz-fwd-status"], sent.headers["x-amz-fwd-error-code"]) == (
+        "400",
+        "ImageTooLarge",
+    )
 
 
 def test_an_event_without_its_output_route_is_refused_without_calling_s3(
     s3_object_lambda: WriteGetObjectResponseStub,
 ) -> None:
-    result = handler.handle({"getObjectContext": {"inputS3Url": "http://127.0.0.1:1/x"}}, {"IMAGIFY_S3_ENDPOINT_URL": s3_object_lambda.url})
+    result = handler.handle(
+        {"getObjectContext": {"inputS3Url": "http://127.0.0.1:1/x"}},
+        {"IMAGIFY_S3_ENDPOINT_URL": s3_object_lambda.url},
+    )
 
     assert result["error"]["type"] == "InvalidEvent"
     assert s3_object_lambda.requests == []
+
+
+def test_a_misconfigured_function_still_answers_s3_with_a_500(
+    s3_object_lambda: WriteGetObjectResponseStub, original_url: Any
+) -> None:
+    url = original_url("originals/cat", jpeg((80, 60)))
+    env = {"IMAGIFY_S3_ENDPOINT_URL": s3_object_lambda.url, "IMAGIFY_MAX_IMAGE_PIXELS": "lots"}
+
+    result = handler.handle(event(url, "originals/cat@20"), env)
+
+    sent = answer(s3_object_lambda, result)
+    assert (sent.headers["x-amz-fwd-status"], sent.headers["x-amz-fwd-error-code"]) == (
+        "500",
+        "ConfigurationError",
+    )

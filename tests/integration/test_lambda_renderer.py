@@ -56,7 +56,9 @@ def renderer(bucket: str) -> Any:
     return make
 
 
-def test_the_function_writes_the_thumbnail_the_service_then_reads(renderer: Any, lambda_client: Any, blobs: S3BlobStorage) -> None:
+def test_the_function_writes_the_thumbnail_the_service_then_reads(
+    renderer: Any, lambda_client: Any, blobs: S3BlobStorage
+) -> None:
     blobs.put(SOURCE, jpeg(), "image/jpeg")
 
     made = renderer(lambda_client).render(SOURCE, TARGET, 200)
@@ -70,17 +72,21 @@ def test_the_function_writes_the_thumbnail_the_service_then_reads(renderer: Any,
 
 
 def test_without_a_bucket_the_functions_own_storage_url_is_used(
-    lambda_client: Any, blobs: S3BlobStorage, lambda_endpoint: str
+    lambda_client: Any, blobs: S3BlobStorage
 ) -> None:
     blobs.put(SOURCE, jpeg(), "image/jpeg")
 
     with pytest.raises(RenderFailed) as failed:  # the test function has no IMAGIFY_STORAGE_URL
         LambdaRenderer(lambda_client, FUNCTION).render(SOURCE, TARGET, 200)
 
-    assert "ConfigurationError" in failed.value.detail and "IMAGIFY_STORAGE_URL" in failed.value.detail
+    assert (
+        "ConfigurationError" in failed.value.detail and "IMAGIFY_STORAGE_URL" in failed.value.detail
+    )
 
 
-def test_an_error_the_function_answers_becomes_render_failed_with_its_type(renderer: Any, lambda_client: Any, blobs: S3BlobStorage) -> None:
+def test_an_error_the_function_answers_becomes_render_failed_with_its_type(
+    renderer: Any, lambda_client: Any, blobs: S3BlobStorage
+) -> None:
     with pytest.raises(RenderFailed) as failed:
         renderer(lambda_client).render("originals/nobody", TARGET, 200)
 
@@ -89,7 +95,9 @@ def test_an_error_the_function_answers_becomes_render_failed_with_its_type(rende
     assert not blobs.exists(TARGET)
 
 
-def test_a_crashing_function_becomes_render_failed_with_its_error(renderer: Any, lambda_client: Any, blobs: S3BlobStorage) -> None:
+def test_a_crashing_function_becomes_render_failed_with_its_error(
+    renderer: Any, lambda_client: Any, blobs: S3BlobStorage
+) -> None:
     blobs.put(SOURCE, jpeg(), "image/jpeg")
 
     with pytest.raises(RenderFailed) as failed:
@@ -101,7 +109,9 @@ def test_a_crashing_function_becomes_render_failed_with_its_error(renderer: Any,
     )
 
 
-def test_an_unknown_function_is_named_in_the_failure(renderer: Any, lambda_client: Any, blobs: S3BlobStorage) -> None:
+def test_an_unknown_function_is_named_in_the_failure(
+    renderer: Any, lambda_client: Any, blobs: S3BlobStorage
+) -> None:
     with pytest.raises(RenderFailed) as failed:
         renderer(lambda_client, "no-such-function").render(SOURCE, TARGET, 200)
 
@@ -109,7 +119,9 @@ def test_an_unknown_function_is_named_in_the_failure(renderer: Any, lambda_clien
     assert "no-such-function" in failed.value.detail
 
 
-def test_a_slow_function_times_out_within_the_read_timeout(renderer: Any, lambda_client: Any, blobs: S3BlobStorage) -> None:
+def test_a_slow_function_times_out_within_the_read_timeout(
+    renderer: Any, lambda_client: Any, blobs: S3BlobStorage
+) -> None:
     blobs.put(SOURCE, jpeg(), "image/jpeg")
     started = time.monotonic()
 
@@ -120,8 +132,12 @@ def test_a_slow_function_times_out_within_the_read_timeout(renderer: Any, lambda
     assert failed.value.detail.startswith("the thumbnail function failed: Timeout: ")
 
 
-def test_bounded_retries_still_end_in_time(renderer: Any, lambda_endpoint: str, blobs: S3BlobStorage) -> None:
-    client = make_lambda_client(lambda_endpoint, connect_timeout=1, read_timeout=0.5, max_attempts=2)
+def test_bounded_retries_still_end_in_time(
+    renderer: Any, lambda_endpoint: str, blobs: S3BlobStorage
+) -> None:
+    client = make_lambda_client(
+        lambda_endpoint, connect_timeout=1, read_timeout=0.5, max_attempts=2
+    )
     started = time.monotonic()
 
     with pytest.raises(RenderFailed, match="Timeout"):
@@ -131,13 +147,19 @@ def test_bounded_retries_still_end_in_time(renderer: Any, lambda_endpoint: str, 
 
 
 def test_an_unreachable_endpoint_fails_fast(renderer: Any, blobs: S3BlobStorage) -> None:
-    client = make_lambda_client("http://127.0.0.1:9", connect_timeout=1, read_timeout=1, max_attempts=1)
+    client = make_lambda_client(
+        "http://127.0.0.1:9", connect_timeout=1, read_timeout=1, max_attempts=1
+    )
 
-    with pytest.raises(RenderFailed, match="the thumbnail function failed: EndpointConnectionError"):
+    with pytest.raises(
+        RenderFailed, match="the thumbnail function failed: EndpointConnectionError"
+    ):
         renderer(client).render(SOURCE, TARGET, 200)
 
 
-def test_nothing_is_cached_so_a_retry_after_a_failure_renders(renderer: Any, lambda_client: Any, blobs: S3BlobStorage) -> None:
+def test_nothing_is_cached_so_a_retry_after_a_failure_renders(
+    renderer: Any, lambda_client: Any, blobs: S3BlobStorage
+) -> None:
     lambda_renderer = renderer(lambda_client)
     with pytest.raises(RenderFailed, match="SourceNotFound"):
         lambda_renderer.render(SOURCE, TARGET, 200)

@@ -65,15 +65,21 @@ def test_the_function_is_declared_as_the_package_builds_it() -> None:
     ],
 )
 def test_the_role_reaches_only_its_own_prefix(action: str, resource: str) -> None:
-    granting = [s for s in statements() if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    granting = [
+        s
+        for s in statements()
+        if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
 
     assert [s["Resource"] for s in granting] == [{"Fn::Sub": resource}]
 
 
 def test_the_role_has_no_wildcard_actions_and_no_other_s3_access() -> None:
-    actions = []
+    actions: list[str] = []
     for statement in statements():
-        actions += [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        actions += (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
 
     assert not [a for a in actions if "*" in a]
     assert sorted(a for a in actions if a.startswith("s3")) == [

@@ -21,15 +21,16 @@ def make_lambda_client(
     read_timeout: float = 35,
     max_attempts: int = 2,
 ) -> Any:
-    """A boto3 Lambda client with bounded timeouts and retries.
+    """A boto3 Lambda client with bounded timeouts and `max_attempts` tries in all.
 
     The read timeout outlasts the function's own 30 s timeout, so a slow render comes
-    back as the function's timeout error rather than a dropped connection.
+    back as the function's timeout error rather than a dropped connection. (botocore's
+    own `max_attempts` counts retries only; `total_max_attempts` counts every try.)
     """
     config = Config(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
     )
     # A session of its own: the default session is shared module state and not thread-safe.
     return boto3.session.Session().client("lambda", endpoint_url=endpoint_url, config=config)
@@ -42,21 +43,29 @@ class LambdaRenderer:
     this service's S3BlobStorage reads; without it the function's IMAGIFY_STORAGE_URL decides.
     """
 
-    def __init__(self, client: Any, function_name: str, bucket: str | None = None, prefix: str = "") -> None:
+    def __init__(
+        self, client: Any, function_name: str, bucket: str | None = None, prefix: str = ""
+    ) -> None:
         self._client = client
         self._function = function_name
         self._bucket = bucket
         self._prefix = prefix.strip("/")
 
     def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
-        event: dict[str, Any] = {"source_key": source_key, "target_key": target_key, "height": height}
+        event: dict[str, Any] = {
+            "source_key": source_key,
+            "target_key": target_key,
+            "height": height,
+        }
         if self._bucket:
             event.update(bucket=self._bucket, prefix=self._prefix)
         body = self._invoke(event)
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             error = body["error"]
             raise self._failed(str(error.get("type", "Error")), str(error.get("message", "")))
-        if not isinstance(body, dict) or any(type(body.get(k)) is not t for k, t in _FIELDS.items()):
+        if not isinstance(body, dict) or any(
+            type(body.get(k)) is not t for k, t in _FIELDS.items()
+        ):
             raise self._failed("InvalidAnswer", f"the function answered {str(body)[:200]!r}")
         return RenderedThumbnail(
             content_type=body["content_type"],
