@@ -25,9 +25,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## make bench: the renderer against the naive resize path
+## make bench: the benchmark suite (renders, HTTP under wrk, 100 000-image listing); writes bench/results.md
+## (BENCH_ARGS="--quick" for a smoke run, "--no-cloud" for embedded mode only)
 bench: $(STAMP)
-	$(BIN)/python bench/render_bench.py
+	command -v wrk >/dev/null || { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && \
+		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk; }
+	ldconfig -p | grep -q 'libvips\.so\.42' || { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && \
+		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq libvips42; } || \
+		echo "libvips not installable: the PNG-vs-libvips target will say 'not measured'"
+	$(BIN)/python -c 'import pyvips, httpx' 2>/dev/null || $(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -185,14 +185,24 @@ class FakeUnitOfWorkFactory:
 
 
 class FakeBlobStorage:
-    def __init__(self) -> None:
+    def __init__(self, clock: FakeClock | None = None) -> None:
         self.blobs: dict[str, tuple[bytes, str]] = {}
+        self.written: dict[str, datetime] = {}  # when each key was last put, by `clock`
+        self._clock = clock
 
     def put(self, key: str, data: BinaryIO | bytes, content_type: str) -> None:
         if not isinstance(data, bytes):
             data.seek(0)
             data = data.read()
         self.blobs[key] = (data, content_type)
+        self.written[key] = self._clock.now() if self._clock else datetime.now(UTC)
+
+    def keys(self, prefix: str = "", modified_before: datetime | None = None) -> Iterator[str]:
+        for key in list(self.blobs):
+            if key.startswith(prefix) and (
+                modified_before is None or self.written[key] < modified_before
+            ):
+                yield key
 
     def open(self, key: str) -> StoredBlob:
         if key not in self.blobs:
@@ -202,6 +212,7 @@ class FakeBlobStorage:
 
     def delete(self, key: str) -> None:
         self.blobs.pop(key, None)
+        self.written.pop(key, None)
 
     def exists(self, key: str) -> bool:
         return key in self.blobs

@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,12 +48,7 @@ class LocalFolderBlobStorage:
             stream = path.open("rb")
         except FileNotFoundError:
             raise NotFound(f"the stored file for {key!r} is missing") from None
-        size = os.fstat(stream.fileno()).st_size
-        try:
-            content_type = json.loads(_meta_path(path).read_text())["content_type"]
-        except (OSError, ValueError, KeyError):
-            content_type = "application/octet-stream"
-        return StoredBlob(stream, size, content_type)  # type: ignore[arg-type]
+        return LocalBlob(stream, os.fstat(stream.fileno()).st_size, path)  # type: ignore[arg-type]
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -60,6 +57,21 @@ class LocalFolderBlobStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def keys(self, prefix: str = "", modified_before: datetime | None = None) -> Iterator[str]:
+        """Keys under `prefix`; temporary and `.meta` files are not keys."""
+        cutoff = modified_before.timestamp() if modified_before is not None else None
+        for folder, _, files in os.walk(self._root):
+            for name in files:
+                key = (Path(folder) / name).relative_to(self._root).as_posix()
+                if not key.startswith(prefix) or not _KEY.fullmatch(key):
+                    continue
+                try:
+                    mtime = (Path(folder) / name).stat().st_mtime
+                except FileNotFoundError:  # deleted since the folder was listed
+                    continue
+                if cutoff is None or mtime < cutoff:
+                    yield key
 
     def check(self) -> None:
         try:
@@ -78,6 +90,33 @@ class LocalFolderBlobStorage:
         if not _KEY.fullmatch(key):
             raise ValueError(f"invalid blob key {key!r}")
         return self._root / key
+
+
+class LocalBlob(StoredBlob):
+    """An open file whose content type is read from its side file only when asked for.
+
+    Serving a blob needs only its bytes and size (the type is in the database), so the
+    hot path skips opening and parsing the `.meta` file. `path` names the file itself.
+    """
+
+    def __init__(self, stream: BinaryIO, size: int, path: Path) -> None:
+        self.stream = stream
+        self.size = size
+        self.path = path
+        self._content_type: str | None = None
+
+    @property  # type: ignore[override]
+    def content_type(self) -> str:
+        if self._content_type is None:
+            try:
+                self._content_type = json.loads(_meta_path(self.path).read_text())["content_type"]
+            except (OSError, ValueError, KeyError):
+                self._content_type = "application/octet-stream"
+        return self._content_type
+
+    @content_type.setter
+    def content_type(self, value: str) -> None:
+        self._content_type = value
 
 
 def _meta_path(path: Path) -> Path:

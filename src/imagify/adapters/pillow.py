@@ -21,6 +21,11 @@ from imagify.domain.model import ImageInfo, RenderedThumbnail
 from imagify.domain.ports import BlobStorage
 
 
+def _seekable(stream: BinaryIO) -> bool:
+    seekable = getattr(stream, "seekable", None)
+    return bool(seekable and seekable())
+
+
 class PillowImageInspector:
     def __init__(self, max_pixels: int) -> None:
         self._max_pixels = max_pixels
@@ -47,11 +52,17 @@ class PillowRenderer:
         self._lock = threading.Lock()
 
     def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
-        original = self._blobs.open(source_key).read_all()
+        blob = self._blobs.open(source_key)
         try:
-            thumb = self._pool().submit(render_thumbnail, original, height).result()
+            # A local file is decoded straight from disk (Pillow reads only what it needs,
+            # and the original is never held in memory whole); a network stream cannot seek,
+            # so it is read into memory first.
+            source = blob.stream if _seekable(blob.stream) else blob.stream.read()
+            thumb = self._pool().submit(render_thumbnail, source, height).result()
         except DECODE_ERRORS as e:
             raise RenderFailed(f"could not render the thumbnail: {e}") from e
+        finally:
+            blob.stream.close()
         self._blobs.put(target_key, thumb.data, thumb.content_type)
         return RenderedThumbnail(
             content_type=thumb.content_type,

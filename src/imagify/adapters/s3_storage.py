@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from imagify.domain.errors import NotFound, Unavailable
 from imagify.domain.ports import StoredBlob
@@ -21,6 +23,8 @@ from imagify.domain.ports import StoredBlob
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _UNREACHABLE = (BotocoreConnectionError, HTTPClientError)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+# What reading a response body can raise when the connection drops or stalls midway.
+_STREAM_ERRORS = (BotoCoreError, Urllib3Error, OSError)
 
 
 def make_s3_client(
@@ -64,19 +68,21 @@ class S3BlobStorage:
     def put(self, key: str, data: BinaryIO | bytes, content_type: str) -> None:
         name = self._name(key)
         with _unreachable_as_unavailable():
-            if isinstance(data, bytes):
-                self._client.put_object(
-                    Bucket=self._bucket, Key=name, Body=data, ContentType=content_type
-                )
-                return
-            data.seek(0)
             try:
+                if isinstance(data, bytes):
+                    self._client.put_object(
+                        Bucket=self._bucket, Key=name, Body=data, ContentType=content_type
+                    )
+                    return
+                data.seek(0)
                 # Streams in parts (multipart above 8 MB), never the whole file in memory.
                 self._client.upload_fileobj(
                     data, self._bucket, name, ExtraArgs={"ContentType": content_type}
                 )
             except S3UploadFailedError as error:
                 raise Unavailable(f"S3 refused to store {key!r}: {error}") from error
+            except ClientError as error:  # e.g. 500 InternalError or 503 SlowDown, after retries
+                raise Unavailable(f"S3 refused to store {key!r}: {_reason(error)}") from error
 
     def open(self, key: str) -> StoredBlob:
         with _unreachable_as_unavailable():
@@ -86,7 +92,8 @@ class S3BlobStorage:
                 if _code(error) in _MISSING:
                     raise NotFound(f"the stored file for {key!r} is missing") from None
                 raise Unavailable(f"S3 refused to read {key!r}: {_reason(error)}") from error
-        return StoredBlob(response["Body"], response["ContentLength"], response["ContentType"])
+        body = _GuardedBody(response["Body"], key)
+        return StoredBlob(body, response["ContentLength"], response["ContentType"])  # type: ignore[arg-type]
 
     def delete(self, key: str) -> None:
         # S3 answers a delete of a missing key with success: idempotent as it stands.
@@ -105,6 +112,48 @@ class S3BlobStorage:
                     return False
                 raise Unavailable(f"S3 refused to look up {key!r}: {_reason(error)}") from error
         return True
+
+    def keys(self, prefix: str = "", modified_before: datetime | None = None) -> Iterator[str]:
+        """The keys under `prefix`, optionally only those last written before a moment."""
+        start = f"{self._prefix}/" if self._prefix else ""
+        paginator = self._client.get_paginator("list_objects_v2")
+        with _unreachable_as_unavailable():
+            try:
+                for page in paginator.paginate(Bucket=self._bucket, Prefix=start + prefix):
+                    for item in page.get("Contents", []):
+                        if modified_before is None or item["LastModified"] < modified_before:
+                            yield item["Key"][len(start):]
+            except ClientError as error:
+                raise Unavailable(f"S3 refused to list {prefix!r}: {_reason(error)}") from error
+
+    def unfinished_uploads(self, started_before: datetime | None = None) -> list[tuple[str, str]]:
+        """(key, upload id) of multipart uploads begun and never completed nor aborted.
+
+        An upload cut off with S3 unreachable cannot be aborted then; its parts stay,
+        billed and invisible to listings, until someone aborts it (or a lifecycle rule does).
+        """
+        start = f"{self._prefix}/" if self._prefix else ""
+        found: list[tuple[str, str]] = []
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        with _unreachable_as_unavailable():
+            try:
+                for page in paginator.paginate(Bucket=self._bucket, Prefix=start):
+                    for upload in page.get("Uploads", []):
+                        if started_before is None or upload["Initiated"] < started_before:
+                            found.append((upload["Key"][len(start):], upload["UploadId"]))
+            except ClientError as error:
+                raise Unavailable(f"S3 refused to list uploads: {_reason(error)}") from error
+        return found
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        with _unreachable_as_unavailable():
+            try:
+                self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._name(key), UploadId=upload_id
+                )
+            except ClientError as error:
+                if _code(error) != "NoSuchUpload":  # finished or aborted meanwhile
+                    raise Unavailable(f"S3 refused to abort {key!r}: {_reason(error)}") from error
 
     def check(self) -> None:
         try:
@@ -126,6 +175,24 @@ class S3BlobStorage:
         if not key or key.startswith("/"):
             raise ValueError(f"invalid blob key {key!r}")
         return f"{self._prefix}/{key}" if self._prefix else key
+
+
+class _GuardedBody:
+    """A response body whose read errors (the connection dropped midway) are Unavailable."""
+
+    def __init__(self, body: Any, key: str) -> None:
+        self._body = body
+        self._key = key
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            data: bytes = self._body.read(None if size is None or size < 0 else size)
+        except _STREAM_ERRORS as error:
+            raise Unavailable(f"S3 stopped sending {self._key!r} midway: {error}") from error
+        return data
+
+    def close(self) -> None:
+        self._body.close()
 
 
 @contextmanager

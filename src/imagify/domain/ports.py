@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,6 +99,10 @@ class BlobStorage(Protocol):
     def open(self, key: str) -> StoredBlob: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
+    def keys(self, prefix: str = "", modified_before: datetime | None = None) -> Iterator[str]:
+        """Every stored key starting with `prefix` (only those last written before
+        `modified_before`, when given), in no particular order."""
+
     def check(self) -> None:
         """Raise Unavailable when the storage cannot be used."""
 
@@ -146,3 +150,19 @@ class LockManager(Protocol):
     def hold(self, key: str) -> AbstractContextManager[None]:
         """Hold a lock named `key`; it is released on exit or if its holder dies."""
 
+
+class LoginThrottle(Protocol):
+    """Failed logins counted per key (a username, a client address) in a fixed window.
+
+    An attempt counts as a failure from the moment it starts, so a burst of parallel
+    guesses cannot all slip in before the first one is known to have failed.
+    """
+
+    def attempt(self, keys: Sequence[str]) -> int:
+        """Count an attempt against each key: 0 to go ahead, else the seconds to wait."""
+
+    def forgive(self, keys: Sequence[str]) -> None:
+        """Take back the attempt of a login that did not fail."""
+
+    def reset(self, key: str) -> None:
+        """Forget every failure counted against `key` (a username that just logged in)."""

@@ -5,16 +5,20 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from imagify.adapters.s3_storage import S3BlobStorage
 from imagify.domain.errors import DomainError
+from imagify.domain.services.doctor import Finding
 from imagify.entrypoints.container import Container, build_container
 from imagify.settings import SettingsError, load_settings
 
 CLI_ACTOR = "cli"
+UNFINISHED_UPLOAD = "unfinished upload"
 
 
 def _fail(message: str) -> None:
@@ -160,6 +164,39 @@ def tiers_create(name: str, heights: tuple[int, ...], original: bool, expiring_l
     codenames += ["can_generate_expiring_link"] if expiring_links else []
     tier = container().admin().create_tier(CLI_ACTOR, name, codenames)
     click.echo(f"created tier {tier.name}: {' '.join(tier.permissions.sorted()) or 'no permissions'}")
+
+
+@main.command()
+@click.option("--fix", is_flag=True, help="remove orphaned blobs, and rows whose blob is missing")
+@click.option(
+    "--min-age-seconds",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="only a blob older than this counts as orphaned (younger ones may be uploads in flight)",
+)
+@one_line_errors
+def doctor(fix: bool, min_age_seconds: int) -> None:
+    """Find blobs no row names and rows whose blob is missing; exit 1 if any is left."""
+    app = container()
+    min_age = timedelta(seconds=min_age_seconds)
+    report = app.doctor().examine(
+        fix=fix, min_age=min_age, on_finding=lambda finding: click.echo(finding.line())
+    )
+    blobs = app.blobs()
+    if isinstance(blobs, S3BlobStorage):
+        started_before = datetime.now(UTC) - min_age if min_age_seconds else None
+        for key, upload_id in blobs.unfinished_uploads(started_before):
+            if fix:
+                blobs.abort_upload(key, upload_id)
+            finding = Finding(
+                UNFINISHED_UPLOAD, key, "a multipart upload S3 still keeps parts of", fixed=fix
+            )
+            report.findings.append(finding)
+            click.echo(finding.line())
+    click.echo(report.summary())
+    if report.unfixed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

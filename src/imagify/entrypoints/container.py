@@ -11,10 +11,13 @@ import redis
 from dependency_injector import containers, providers
 from sqlalchemy import Engine
 
+from imagify.adapters.lambda_renderer import LambdaRenderer, make_lambda_client
 from imagify.adapters.local_storage import LocalFolderBlobStorage
+from imagify.adapters.memory_throttle import MemoryLoginThrottle
 from imagify.adapters.pillow import PillowImageInspector, PillowRenderer
 from imagify.adapters.redis_links import RedisLinkStore, make_redis
 from imagify.adapters.redis_locks import RedisLockManager
+from imagify.adapters.redis_throttle import RedisLoginThrottle
 from imagify.adapters.s3_storage import S3BlobStorage, make_s3_client, parse_s3_url
 from imagify.adapters.security import Argon2PasswordHasher, JwtTokenSigner
 from imagify.adapters.sql.migrate import check_schema
@@ -24,11 +27,13 @@ from imagify.adapters.sql import (
     make_engine,
 )
 from imagify.adapters.system import LocalLockManager, SecretsIdGenerator, SystemClock
-from imagify.domain.ports import BlobStorage, LinkStore, LockManager, Renderer
+from imagify.domain.ports import BlobStorage, LinkStore, LockManager, LoginThrottle, Renderer
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
+from imagify.domain.services.doctor import DoctorService
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
+from imagify.entrypoints.http.observability import MeteredRenderer, Metrics
 from imagify.settings import Settings, SettingsError, secret_key
 
 log = logging.getLogger(__name__)
@@ -60,15 +65,35 @@ def build_link_store(redis_client: redis.Redis | None, engine: Engine) -> LinkSt
 
 def build_locks(settings: Settings, redis_client: redis.Redis | None) -> LockManager:
     """Redis locks across machines in cloud mode; thread and file locks on one machine."""
+    local = LocalLockManager(settings.data_path / "locks")
     if redis_client is not None:
-        return RedisLockManager(redis_client)
-    return LocalLockManager(settings.data_path / "locks")
+        return RedisLockManager(redis_client, fallback=local)  # Redis down: this machine's locks
+    return local
 
 
 def build_renderer(settings: Settings, blobs: BlobStorage) -> Renderer:
     if settings.renderer == "lambda":
-        raise SettingsError("IMAGIFY_RENDERER=lambda is not supported yet: use 'local'")
+        if not settings.lambda_function:
+            raise SettingsError("IMAGIFY_RENDERER=lambda needs IMAGIFY_LAMBDA_FUNCTION")
+        if not settings.storage_url.startswith("s3://"):
+            raise SettingsError(
+                "IMAGIFY_RENDERER=lambda needs S3 storage (IMAGIFY_STORAGE_URL=s3://...): "
+                "the function cannot reach a local folder"
+            )
+        bucket, prefix = parse_s3_url(settings.storage_url)
+        client = make_lambda_client(settings.lambda_endpoint_url)
+        return LambdaRenderer(client, settings.lambda_function, bucket, prefix)
     return PillowRenderer(blobs, settings.render_workers)
+
+
+def build_login_throttle(settings: Settings, redis_client: redis.Redis | None) -> LoginThrottle:
+    """Counters shared through Redis in cloud mode (memory if it fails); memory on one machine."""
+    memory = MemoryLoginThrottle(settings.login_max_failures, settings.login_window_seconds)
+    if redis_client is None:
+        return memory
+    return RedisLoginThrottle(
+        redis_client, settings.login_max_failures, settings.login_window_seconds, fallback=memory
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -81,6 +106,8 @@ class Container(containers.DeclarativeContainer):
     redis = providers.Singleton(build_redis, settings)
     links = providers.Singleton(build_link_store, redis, engine)
     renderer = providers.Singleton(build_renderer, settings, blobs)
+    metrics = providers.Singleton(Metrics)
+    metered_renderer = providers.Singleton(MeteredRenderer, renderer, metrics)
     inspector = providers.Singleton(PillowImageInspector, settings.provided.max_image_pixels)
     locks = providers.Singleton(build_locks, settings, redis)
     clock = providers.Singleton(SystemClock)
@@ -93,11 +120,13 @@ class Container(containers.DeclarativeContainer):
     )
 
     images = providers.Singleton(
-        ImageService, uow, blobs, links, renderer, inspector, locks, clock, ids
+        ImageService, uow, blobs, links, metered_renderer, inspector, locks, clock, ids
     )
     link_service = providers.Singleton(LinkService, uow, links, clock, ids)
     auth = providers.Singleton(AuthService, uow, hasher, signer, clock)
     admin = providers.Singleton(AdminService, uow, hasher, blobs, links)
+    doctor = providers.Factory(DoctorService, uow, blobs, links, clock)
+    login_throttle = providers.Singleton(build_login_throttle, settings, redis)
 
 
 def shutdown(container: Container) -> None:

@@ -9,10 +9,12 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Connection,
     Row,
     Select,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -28,6 +30,38 @@ from imagify.domain.errors import Conflict
 from imagify.domain.model import Image, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
 from imagify.domain.ports import Cursor
+
+
+# The statements every request runs, built once: SQLAlchemy then reuses their cache keys
+# and compiled SQL instead of rebuilding them per call.
+_USER_WITH_PERMISSIONS = select(
+    users, user_tiers.c.tier_name, tier_permissions.c.codename
+).select_from(
+    users.outerjoin(user_tiers, user_tiers.c.user_id == users.c.id).outerjoin(
+        tier_permissions, tier_permissions.c.tier_name == user_tiers.c.tier_name
+    )
+)
+_USER_BY_ID = _USER_WITH_PERMISSIONS.where(users.c.id == bindparam("key"))
+_USER_BY_NAME = _USER_WITH_PERMISSIONS.where(users.c.username == bindparam("key"))
+_IMAGE_BY_ID = select(images).where(images.c.id == bindparam("image_id"))
+_IMAGES_OWNED = (
+    select(images)
+    .where(images.c.owner_id == bindparam("owner_id"))
+    .order_by(images.c.created_at.desc(), images.c.id.desc())
+    .limit(bindparam("limit", type_=Integer, literal_execute=True))
+)
+_IMAGES_OWNED_AFTER = _IMAGES_OWNED.where(
+    or_(
+        images.c.created_at < bindparam("created_at", type_=images.c.created_at.type),
+        and_(
+            images.c.created_at == bindparam("created_at", type_=images.c.created_at.type),
+            images.c.id < bindparam("image_id"),
+        ),
+    )
+)
+_RENDITION = select(renditions).where(
+    renditions.c.image_id == bindparam("image_id"), renditions.c.height == bindparam("height")
+)
 
 
 class SqlAlchemyUserRepository:
@@ -53,12 +87,10 @@ class SqlAlchemyUserRepository:
         return added
 
     def get(self, user_id: int) -> User | None:
-        found = self._read(select(users).where(users.c.id == user_id))
-        return found[0] if found else None
+        return self._read_one(_USER_BY_ID, {"key": user_id})
 
     def get_by_username(self, username: str) -> User | None:
-        found = self._read(select(users).where(users.c.username == username))
-        return found[0] if found else None
+        return self._read_one(_USER_BY_NAME, {"key": username})
 
     def list(self, after_username: str | None, limit: int) -> list[User]:
         query = select(users).order_by(users.c.username).limit(limit)
@@ -93,6 +125,23 @@ class SqlAlchemyUserRepository:
         rows = [{"user_id": user_id, "tier_name": name} for name in dict.fromkeys(tier_names)]
         if rows:
             self._db.execute(insert(user_tiers), rows)
+
+    def _read_one(self, query: Select[Any], params: dict[str, Any]) -> User | None:
+        """One user with tiers and permissions in one query: every request authenticates."""
+        rows = self._db.execute(query, params).all()
+        if not rows:
+            return None
+        tier_names = {row.tier_name for row in rows if row.tier_name is not None}
+        codenames = {row.codename for row in rows if row.codename is not None}
+        row = rows[0]
+        return User(
+            id=row.id,
+            username=row.username,
+            password_hash=row.password_hash,
+            is_admin=bool(row.is_admin),
+            tiers=sorted(tier_names),
+            permissions=Permissions(frozenset(codenames)),
+        )
 
     def _read(self, query: Select[Any]) -> list[User]:
         """The users a query selects, with their tiers and permissions: two queries in all."""
@@ -193,25 +242,16 @@ class SqlAlchemyImageRepository:
         )
 
     def get(self, image_id: str) -> Image | None:
-        row = self._db.execute(select(images).where(images.c.id == image_id)).first()
+        row = self._db.execute(_IMAGE_BY_ID, {"image_id": image_id}).first()
         return None if row is None else _image(row)
 
     def list_owned(self, owner_id: int, after: Cursor | None, limit: int) -> list[Image]:
         """Newest first; `after` continues strictly past the cursor's (created_at, id)."""
-        query = (
-            select(images)
-            .where(images.c.owner_id == owner_id)
-            .order_by(images.c.created_at.desc(), images.c.id.desc())
-            .limit(limit)
-        )
-        if after is not None:
-            query = query.where(
-                or_(
-                    images.c.created_at < after.created_at,
-                    and_(images.c.created_at == after.created_at, images.c.id < after.image_id),
-                )
-            )
-        return [_image(row) for row in self._db.execute(query)]
+        params: dict[str, Any] = {"owner_id": owner_id, "limit": limit}
+        if after is None:
+            return [_image(row) for row in self._db.execute(_IMAGES_OWNED, params)]
+        params |= {"created_at": after.created_at, "image_id": after.image_id}
+        return [_image(row) for row in self._db.execute(_IMAGES_OWNED_AFTER, params)]
 
     def ids_owned(self, owner_id: int) -> list[str]:
         query = (
@@ -249,10 +289,7 @@ class SqlAlchemyRenditionRepository:
             ) from None
 
     def get(self, image_id: str, height: int) -> Rendition | None:
-        query = select(renditions).where(
-            renditions.c.image_id == image_id, renditions.c.height == height
-        )
-        row = self._db.execute(query).first()
+        row = self._db.execute(_RENDITION, {"image_id": image_id, "height": height}).first()
         return None if row is None else _rendition(row)
 
     def list_for(self, image_id: str) -> list[Rendition]:

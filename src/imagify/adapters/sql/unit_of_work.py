@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from imagify.adapters.sql.repositories import (
@@ -27,8 +28,18 @@ SQLITE_PRAGMAS = (
 )
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned for the backend: SQLite in WAL mode, or MySQL/PlanetScale."""
+# A MySQL server that accepts connections but stops answering must not hold a request
+# (and its pooled connection) forever: connect, read and write give up after these.
+MYSQL_CONNECT_TIMEOUT = 5
+MYSQL_IO_TIMEOUT = 60
+
+
+def make_engine(url: str, io_timeout: float | None = MYSQL_IO_TIMEOUT) -> Engine:
+    """An engine tuned for the backend: SQLite in WAL mode, or MySQL/PlanetScale.
+
+    `io_timeout` bounds each MySQL read and write (None: wait forever, for long migrations);
+    `connect_timeout`, `read_timeout` or `write_timeout` in the URL's query win.
+    """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -45,9 +56,16 @@ def make_engine(url: str) -> Engine:
     if backend in ("mysql", "mariadb"):
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        timeouts: dict[str, float] = {"connect_timeout": MYSQL_CONNECT_TIMEOUT}
+        if io_timeout is not None:
+            timeouts.update(read_timeout=io_timeout, write_timeout=io_timeout)
         # PlanetScale and most proxies drop idle connections after about five minutes.
         return create_engine(
-            parsed, pool_pre_ping=True, pool_recycle=280, isolation_level="READ COMMITTED"
+            parsed,
+            pool_pre_ping=True,
+            pool_recycle=280,
+            isolation_level="READ COMMITTED",
+            connect_args={k: v for k, v in timeouts.items() if k not in parsed.query},
         )
     return create_engine(parsed, pool_pre_ping=True)
 
@@ -88,6 +106,8 @@ class SqlAlchemyUnitOfWork:
             connection.begin()
         except DBAPIError as exc:
             raise _unavailable(exc) from exc
+        except PoolTimeout as exc:
+            raise _pool_exhausted(exc) from exc
         self._connection = connection
         self.users = SqlAlchemyUserRepository(connection)
         self.tiers = SqlAlchemyTierRepository(connection)
@@ -105,8 +125,8 @@ class SqlAlchemyUnitOfWork:
             pass  # the connection is already gone; closing it is all that is left
         finally:
             connection.close()
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            raise _unavailable(exc) from exc
+        if isinstance(exc, DBAPIError) and _is_unavailable(exc):
+            raise _unavailable(exc, connected=True) from exc
 
     def commit(self) -> None:
         with unreachable_as_unavailable():
@@ -137,10 +157,25 @@ def unreachable_as_unavailable() -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(exc, OperationalError):
+        if _is_unavailable(exc):
             raise _unavailable(exc) from exc
         raise
+    except PoolTimeout as exc:
+        raise _pool_exhausted(exc) from exc
 
 
-def _unavailable(exc: DBAPIError) -> Unavailable:
+def _is_unavailable(exc: DBAPIError) -> bool:
+    """A lost connection, or an operational failure (locked, timed out, read-only, deadlock)."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError)
+
+
+def _pool_exhausted(exc: PoolTimeout) -> Unavailable:
+    # Every pooled connection is busy: a hung server holds them, or far too many requests.
+    return Unavailable(f"the database is not answering in time (all connections busy): {exc}")
+
+
+def _unavailable(exc: DBAPIError, connected: bool = False) -> Unavailable:
+    if connected and not exc.connection_invalidated:
+        # Reached, but it failed the statement: locked, a lock wait timed out, a deadlock.
+        return Unavailable(f"the database could not complete the request, try again: {exc.orig}")
     return Unavailable(f"the database is unreachable: {exc.orig}")

@@ -11,6 +11,7 @@ from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecuritySch
 from imagify.entrypoints.container import Container, build_container, shutdown
 from imagify.entrypoints.http.deps import DEPENDENCIES
 from imagify.entrypoints.http.errors import HANDLERS
+from imagify.entrypoints.http.observability import instrument, metrics_endpoint
 from imagify.entrypoints.http.routes.admin import TierController, UserController
 from imagify.entrypoints.http.routes.docs import docs_assets, docs_page
 from imagify.entrypoints.http.routes.images import ImageController
@@ -49,7 +50,7 @@ def openapi_config() -> OpenAPIConfig:
 
 def create_app(container: Container) -> Litestar:
     settings = container.settings()
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             ImageController,
             TierController,
@@ -61,6 +62,7 @@ def create_app(container: Container) -> Litestar:
             ready,
             docs_page,
             docs_assets,
+            metrics_endpoint,
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
@@ -69,6 +71,7 @@ def create_app(container: Container) -> Litestar:
         request_max_body_size=settings.max_upload_bytes + FORM_OVERHEAD + 1,
         on_shutdown=[lambda: shutdown(container)],
     )
+    return instrument(app, container.metrics())
 
 
 def create_app_from_env() -> Litestar:

@@ -8,6 +8,7 @@ from litestar.di import Provide
 
 from imagify.domain.errors import Forbidden, Unauthorized
 from imagify.domain.model import User
+from imagify.domain.ports import LoginThrottle
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
 from imagify.domain.services.images import ImageService
@@ -35,6 +36,10 @@ def provide_auth(state: State) -> AuthService:
 
 def provide_admin(state: State) -> AdminService:
     return state.container.admin()
+
+
+def provide_login_throttle(state: State) -> LoginThrottle:
+    return state.container.login_throttle()
 
 
 def bearer_token(request: Request) -> str:
@@ -69,6 +74,7 @@ DEPENDENCIES = {
     "links": Provide(provide_links, sync_to_thread=False),
     "auth": Provide(provide_auth, sync_to_thread=False),
     "admin": Provide(provide_admin, sync_to_thread=False),
+    "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
 }
 USER = {"user": Provide(provide_user, sync_to_thread=True)}
 ADMIN = {**USER, "admin_user": Provide(provide_admin_user, sync_to_thread=False)}

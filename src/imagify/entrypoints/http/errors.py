@@ -65,7 +65,9 @@ def http_error(_: Request, error: HTTPException) -> Response:
 
 
 def unexpected_error(request: Request, error: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # The route template, not the path: `/l/{token}` must not put a live token in the logs.
+    route = request.scope.get("path_template") or "<unmatched>"
+    log.exception("unhandled error on %s %s", request.method, route)
     return error_response(500, "internal error; it has been logged")
 
 

@@ -1,16 +1,33 @@
-"""Image byte responses: ETag, Cache-Control, 304 on If-None-Match, safe headers."""
+"""Image byte responses: ETag, Cache-Control, 304 on If-None-Match, byte ranges, redirects."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import BinaryIO
+
 from litestar import Request, Response
+from litestar.openapi import ResponseSpec
 from litestar.response import Stream
 
 from imagify.domain.ports import StoredBlob
+from imagify.entrypoints.http.errors import error_response
+from imagify.entrypoints.http.schemas import ErrorOut
 
 SAFE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",
 }
+# Up to this size a blob is read whole in the handler's worker thread and sent in one
+# message; larger ones stream in chunks of this size (one worker-thread hop per chunk).
+WHOLE_BELOW = 1024 * 1024
+CHUNK = 1024 * 1024
+REDIRECT_CACHE = "private, no-store"  # a presigned URL is a short-lived credential
+
+# For the routes' OpenAPI `responses`, beside openapi_docs.errors(...).
+RANGE_ERROR = {416: ResponseSpec(ErrorOut, description="The Range asked for is outside the file")}
+
+Span = tuple[int, int]  # first and last byte, inclusive
+UNSATISFIABLE: Span = (-1, -1)
 
 
 def quoted(etag: str) -> str:
@@ -37,11 +54,118 @@ def not_modified_response(etag: str, cache_control: str) -> Response:
     return Response(b"", status_code=304, headers=caching_headers(etag, cache_control))
 
 
-def blob_response(blob: StoredBlob, etag: str, cache_control: str, media_type: str) -> Stream:
+def redirect_response(location: str) -> Response:
+    """302 to a presigned URL; never cached, since the URL expires and carries a signature."""
+    return Response(
+        b"", status_code=302, headers={"Location": location, "Cache-Control": REDIRECT_CACHE}
+    )
+
+
+def requested_span(request: Request, etag: str, size: int) -> Span | None:
+    """The one byte range asked for, None for the whole blob, or UNSATISFIABLE.
+
+    Per RFC 9110 a Range that does not parse, names several ranges, or comes with an
+    If-Range that does not match the current ETag is ignored: the answer is the whole blob.
+    """
+    header = request.headers.get("range")
+    if not header:
+        return None
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range.strip() != quoted(etag):
+        return None  # changed since (or a date: we send no Last-Modified): send it all
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    first, last = first.strip(), last.strip()
+    if not dash or not (first.isdigit() or (not first and last.isdigit())):
+        return None
+    if last and not last.isdigit():
+        return None
+    if not first:  # a suffix: the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            return UNSATISFIABLE
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None  # invalid syntax, so ignored
+    if start >= size:
+        return UNSATISFIABLE
+    return start, min(end, size - 1)
+
+
+def blob_response(
+    request: Request, blob: StoredBlob, etag: str, cache_control: str, media_type: str
+) -> Response | Stream:
+    """The blob, or the byte range asked for (206), or 416; bytes copied once through Python."""
     headers = caching_headers(etag, cache_control)
-    headers["Content-Length"] = str(blob.size)
-    return Stream(blob.chunks(), media_type=media_type, headers=headers)
+    headers["Accept-Ranges"] = "bytes"
+    span = requested_span(request, etag, blob.size)
+    if span == UNSATISFIABLE:
+        blob.stream.close()
+        headers = {"Content-Range": f"bytes */{blob.size}", "Accept-Ranges": "bytes"}
+        return error_response(
+            416, f"the range {request.headers.get('range')!r} is outside the {blob.size} bytes", headers
+        )
+    status, start, length = 200, 0, blob.size
+    if span is not None:
+        status, start, length = 206, span[0], span[1] - span[0] + 1
+        headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{blob.size}"
+    if length <= WHOLE_BELOW:
+        try:
+            _skip(blob.stream, start)
+            data = _read_exactly(blob.stream, length)
+        finally:
+            blob.stream.close()
+        return Response(data, status_code=status, media_type=media_type, headers=headers)
+    headers["Content-Length"] = str(length)
+    return Stream(_window(blob.stream, start, length), status_code=status, media_type=media_type, headers=headers)
 
 
 def bytes_response(data: bytes, etag: str, cache_control: str, media_type: str) -> Response:
     return Response(data, media_type=media_type, headers=caching_headers(etag, cache_control))
+
+
+def _skip(stream: BinaryIO, count: int) -> None:
+    """Move past `count` bytes: seek where the stream can, else read and drop them in chunks."""
+    if count == 0:
+        return
+    seekable = getattr(stream, "seekable", None)
+    if seekable is not None and seekable():
+        stream.seek(count, 1)
+        return
+    while count > 0:
+        dropped = stream.read(min(CHUNK, count))
+        if not dropped:
+            raise OSError("the stored file is shorter than its recorded size")
+        count -= len(dropped)
+
+
+def _read_exactly(stream: BinaryIO, length: int) -> bytes:
+    data = stream.read(length)
+    if len(data) == length:
+        return data
+    parts = [data]
+    missing = length - len(data)
+    while missing > 0:
+        more = stream.read(missing)
+        if not more:
+            raise OSError("the stored file is shorter than its recorded size")
+        parts.append(more)
+        missing -= len(more)
+    return b"".join(parts)
+
+
+def _window(stream: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    try:
+        _skip(stream, start)
+        while length > 0:
+            chunk = stream.read(min(CHUNK, length))
+            if not chunk:
+                return
+            length -= len(chunk)
+            yield chunk
+    finally:
+        stream.close()

@@ -7,6 +7,8 @@ from typing import Annotated
 import anyio
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
@@ -17,10 +19,12 @@ from imagify.domain.services.links import LinkService
 from imagify.entrypoints.http.deps import SECURITY, USER, base_url
 from imagify.entrypoints.http.openapi_docs import LinkOperation, UploadOperation, errors
 from imagify.entrypoints.http.responses import (
+    RANGE_ERROR,
     blob_response,
     bytes_response,
     not_modified,
     not_modified_response,
+    redirect_response,
 )
 from imagify.entrypoints.http.schemas import ImageOut, ImagePage, LinkIn, LinkOut, image_out
 from imagify.entrypoints.http.upload import receive_upload
@@ -30,11 +34,33 @@ THUMBNAIL_CACHE = "private, max-age=86400"
 ORIGINAL_CACHE = "private, max-age=3600"
 
 
+class Redirects:
+    """In redirect mode, where a blob can be fetched straight from S3; None in proxy mode."""
+
+    def __init__(self, blobs: object | None, seconds: int) -> None:
+        self._blobs = blobs
+        self._seconds = seconds
+
+    def location(self, key: str) -> str | None:
+        if self._blobs is None:
+            return None
+        return self._blobs.presigned_url(key, self._seconds)  # type: ignore[attr-defined,no-any-return]
+
+
+def provide_redirects(state: State) -> Redirects:
+    container = state.container
+    settings: Settings = container.settings()
+    if settings.serve_mode != "redirect":
+        return Redirects(None, 0)
+    # Settings allow redirect mode with S3 storage only, which presigns.
+    return Redirects(container.blobs(), settings.presigned_url_seconds)
+
+
 class ImageController(Controller):
     path = "/api/v1/images"
     tags = ["images"]
     security = SECURITY
-    dependencies = USER
+    dependencies = {**USER, "redirects": Provide(provide_redirects, sync_to_thread=False)}
 
     @post(
         "/",
@@ -84,33 +110,43 @@ class ImageController(Controller):
         "/{image_id:str}/thumbnails/{height:str}",
         sync_to_thread=True,
         responses=errors(400, 401, 403, 404, 502, 503),
-        summary="A thumbnail, rendered on first access",
+        summary="A thumbnail, rendered on first access (a 302 to S3 in redirect mode)",
     )
     def thumbnail(
-        self, request: Request, user: User, images: ImageService, image_id: FromPath[str], height: FromPath[str]
+        self,
+        request: Request,
+        user: User,
+        images: ImageService,
+        redirects: Redirects,
+        image_id: FromPath[str],
+        height: FromPath[str],
     ) -> Response:
         if not height.isdigit():  # a path segment: say what is wrong instead of a bare 404
             raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height!r}")
         rendition = images.thumbnail(user, image_id, int(height))
         if not_modified(request, rendition.etag):
             return not_modified_response(rendition.etag, THUMBNAIL_CACHE)
+        if location := redirects.location(rendition.storage_key):
+            return redirect_response(location)
         data = images.open(rendition.storage_key).read_all()
         return bytes_response(data, rendition.etag, THUMBNAIL_CACHE, rendition.content_type)
 
     @get(
         "/{image_id:str}/original",
         sync_to_thread=True,
-        responses=errors(401, 403, 404, 503),
-        summary="The original bytes",
+        responses={**errors(401, 403, 404, 503), **RANGE_ERROR},
+        summary="The original bytes; a Range header gets 206 (a 302 to S3 in redirect mode)",
     )
     def original(
-        self, request: Request, user: User, images: ImageService, image_id: FromPath[str]
+        self, request: Request, user: User, images: ImageService, redirects: Redirects, image_id: FromPath[str]
     ) -> Response | Stream:
         image = images.original(user, image_id)
         if not_modified(request, image.etag):
             return not_modified_response(image.etag, ORIGINAL_CACHE)
+        if location := redirects.location(image.storage_key):
+            return redirect_response(location)  # S3 answers Range itself
         blob = images.open(image.storage_key)
-        return blob_response(blob, image.etag, ORIGINAL_CACHE, image.content_type)
+        return blob_response(request, blob, image.etag, ORIGINAL_CACHE, image.content_type)
 
     @post(
         "/{image_id:str}/expiring-links",

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import anyio
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import Dependency, FromPath
 from litestar.response import Stream
 
 from imagify.domain.errors import DomainError, InvalidInput
 from imagify.domain.model import User
+from imagify.domain.ports import LoginThrottle
 from imagify.domain.services.auth import AuthService
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.http.deps import SECURITY, USER
 from imagify.entrypoints.http.errors import error_response
 from imagify.entrypoints.http.openapi_docs import TokenOperation, errors
-from imagify.entrypoints.http.responses import blob_response, not_modified, not_modified_response
+from imagify.entrypoints.http.responses import (
+    RANGE_ERROR,
+    blob_response,
+    not_modified,
+    not_modified_response,
+)
 from imagify.entrypoints.http.schemas import MeOut, TokenIn, TokenOut, me_out
+from imagify.entrypoints.http.throttle import TOO_MANY, client_address, throttled_login
 
 MAX_LOGIN_BODY = 16 * 1024
 
@@ -47,13 +56,22 @@ async def _credentials(request: Request) -> TokenIn:
     status_code=201,
     tags=["auth"],
     operation_class=TokenOperation,
-    responses=errors(400, 401),
+    responses={**errors(400, 401), **TOO_MANY},
     summary="Exchange a username and password for a bearer token",
 )
-async def issue_token(request: Request, auth: AuthService) -> TokenOut:
+async def issue_token(
+    request: Request,
+    auth: AuthService,
+    login_throttle: Annotated[LoginThrottle, Dependency(skip_validation=True)],  # a Protocol
+) -> TokenOut:
     credentials = await _credentials(request)
     token, expires = await anyio.to_thread.run_sync(
-        auth.issue_token, credentials.username, credentials.password
+        throttled_login,
+        login_throttle,
+        auth,
+        credentials.username,
+        credentials.password,
+        client_address(request),
     )
     return TokenOut(token, "bearer", expires)
 
@@ -68,15 +86,17 @@ def me(user: User) -> MeOut:
     "/l/{token:str}",
     sync_to_thread=True,
     tags=["links"],
-    responses=errors(404),
-    summary="The original behind an expiring link",
+    responses={**errors(404), **RANGE_ERROR},
+    summary="The original behind an expiring link; a Range header gets 206",
 )
 def follow_link(request: Request, token: FromPath[str], links: LinkService, images: ImageService) -> Response | Stream:
+    # Always proxied, also in redirect mode: a presigned URL would outlive the link's expiry
+    # (and a deletion of the image) by up to its own lifetime.
     image = links.resolve(token)
     cache = "private, no-cache"  # revalidate each time, so an expired link stops working
     if not_modified(request, image.etag):
         return not_modified_response(image.etag, cache)
-    return blob_response(images.open(image.storage_key), image.etag, cache, image.content_type)
+    return blob_response(request, images.open(image.storage_key), image.etag, cache, image.content_type)
 
 
 @get("/health/live", sync_to_thread=False, tags=["health"], summary="The process is up")

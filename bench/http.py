@@ -1,0 +1,157 @@
+"""HTTP targets: `imagify serve` under wrk against a bare Litestar app on the same settings."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import IMAGIFY, PYTHON, Load, Options, Report, Target, get, server, wrk
+from bench.fixtures import Deployment, deployment, seed
+from imagify.adapters.pillow_render import render_thumbnail
+
+ROUNDS = 2  # each pair is measured imagify/bare alternately this many times; best of each kept
+PAGE = 20
+
+
+def serve_args(workers: int) -> list[str]:
+    return [IMAGIFY, "serve", "--host", "127.0.0.1", "--port", "{port}", "--workers", str(workers)]
+
+
+def bare_args(workers: int) -> list[str]:
+    return [PYTHON, "-m", "bench.bare_app", "--port", "{port}", "--workers", str(workers)]
+
+
+def best(loads: list[Load]) -> Load:
+    return max(loads, key=lambda load: load.rps)
+
+
+def side_by_side(options: Options, a: tuple[str, dict[str, str]], b: tuple[str, dict[str, str]],
+                 connections: int | None = None) -> tuple[Load, Load]:  # fmt: skip
+    """wrk on a, then b, ROUNDS times in turn; the best run of each."""
+    runs_a, runs_b = [], []
+    for _ in range(ROUNDS):
+        runs_a.append(wrk(a[0], options, a[1], connections))
+        runs_b.append(wrk(b[0], options, b[1], connections))
+    return best(runs_a), best(runs_b)
+
+
+def run(report: Report, options: Options, workdir: Path, name: str, files: dict[str, bytes]) -> None:
+    photo, original = files["photo2"], files["photo2"]
+    with deployment(name, workdir) as dep:
+        seed(dep, PAGE + 1, photo, original)
+        log = workdir / f"{name}-server.log"
+        with server(serve_args(1), dep.env, "/health/live", log) as base:
+            _throughput(report, options, workdir, dep, base, log)
+            if name == "embedded":
+                _cold_thumbnail(report, options, dep, base, files["jpeg12"])
+        if name == "embedded":
+            _workers(report, options, dep, log)
+        else:
+            _redirect_mode(report, options, dep, log)
+
+
+def _urls(base: str, dep: Deployment) -> dict[str, str]:
+    image = dep.image_ids[-1]
+    return {
+        "thumbnail": f"{base}/api/v1/images/{image}/thumbnails/200",
+        "list": f"{base}/api/v1/images?limit={PAGE}",
+        "link": f"{base}/l/{dep.link_token}",
+        "original": f"{base}/api/v1/images/{image}/original",
+    }
+
+
+def _throughput(report: Report, options: Options, workdir: Path, dep: Deployment, base: str, log: Path) -> None:
+    urls = _urls(base, dep)
+    bare_dir = workdir / f"{dep.name}-bare"
+    bare_dir.mkdir(exist_ok=True)
+    for url, headers, file in ((urls["thumbnail"], dep.headers, "thumbnail.bin"),
+                               (urls["list"], dep.headers, "list.json"),
+                               (urls["link"], {}, "original.bin")):  # fmt: skip
+        status, response_headers, body = get(url, headers)
+        assert status == 200, (url, status, body[:200])
+        (bare_dir / file).write_bytes(body)
+        (bare_dir / (file + ".type")).write_text(response_headers["content-type"])
+    sizes = {f: (bare_dir / f).stat().st_size for f in ("thumbnail.bin", "list.json", "original.bin")}
+    with server(bare_args(1), {"BENCH_BARE_DIR": str(bare_dir)}, "/json/list", log) as bare:
+        cases = [
+            ("warm thumbnail GET", urls["thumbnail"], dep.headers, f"{bare}/bytes/thumbnail", 0.5,
+             f"{sizes['thumbnail.bin'] / 1024:.0f} KiB JPEG"),
+            (f"GET /api/v1/images ({PAGE} items)", urls["list"], dep.headers, f"{bare}/json/list", 0.4,
+             f"{sizes['list.json'] / 1024:.1f} KiB JSON"),
+            ("GET /l/{token}", urls["link"], {}, f"{bare}/bytes/original", 0.5,
+             f"{sizes['original.bin'] / 1024:.0f} KiB original"),
+        ]  # fmt: skip
+        for what, url, headers, bare_url, target, detail in cases:
+            ours, floor = side_by_side(options, (url, headers), (bare_url, {}))
+            ratio = ours.rps / floor.rps
+            report.figure(dep.name, f"{what}: imagify", ours.text(), detail)
+            report.figure(dep.name, f"{what}: bare Litestar route, from memory", floor.text())
+            report.target(Target(
+                f"{what}, req/s ({dep.name})", "a bare Litestar route returning the same bytes from memory",
+                f">= {target:.0%}", ratio, ratio >= target, f"{ours.rps:,.0f} vs {floor.rps:,.0f} req/s",
+            ))  # fmt: skip
+        original = wrk(urls["original"], options, dep.headers)
+        report.figure(dep.name, "GET original (proxied): imagify", original.text(), f"{sizes['original.bin'] / 1024:.0f} KiB")
+
+
+def _cold_thumbnail(report: Report, options: Options, dep: Deployment, base: str, data: bytes) -> None:
+    """Upload, then time the first GET of its thumbnail; against render_thumbnail alone."""
+    http_times, render_times = [], []
+    with httpx.Client(base_url=base, headers=dep.headers, timeout=120) as client:
+        for n in range(options.runs + 1):
+            created = client.post("/api/v1/images", files={"file": (f"cold-{n}.jpg", data, "image/jpeg")})
+            assert created.status_code == 201, created.text
+            start = time.perf_counter()
+            response = client.get(f"/api/v1/images/{created.json()['id']}/thumbnails/200")
+            elapsed = time.perf_counter() - start
+            assert response.status_code == 200, response.text
+            start = time.perf_counter()
+            render_thumbnail(data, 200)
+            rendered = time.perf_counter() - start
+            if n:  # the first pair warms both up
+                http_times.append(elapsed)
+                render_times.append(rendered)
+    ours, floor = statistics.median(http_times), statistics.median(render_times)
+    ratio = ours / floor
+    report.figure(dep.name, "cold thumbnail: first GET after upload (12 MP JPEG)", f"{ours * 1000:.1f} ms",
+                  f"median of {len(http_times)}")  # fmt: skip
+    report.figure(dep.name, "cold thumbnail: render_thumbnail alone, same file", f"{floor * 1000:.1f} ms")
+    report.target(Target(
+        "cold thumbnail over HTTP (upload, then first GET)", "the render alone", "<= 1.3x",
+        ratio, ratio <= 1.3, f"{ours * 1000:.1f} ms vs {floor * 1000:.1f} ms",
+    ))  # fmt: skip
+
+
+def _workers(report: Report, options: Options, dep: Deployment, log: Path) -> None:
+    with server(serve_args(1), dep.env, "/health/live", log) as one, \
+            server(serve_args(2), dep.env, "/health/live", log) as two:  # fmt: skip
+        url = f"/api/v1/images?limit={PAGE}"
+        for base in (one, two):  # each worker of the pair warms its connections up
+            for _ in range(4):
+                get(base + url, dep.headers)
+        w1, w2 = side_by_side(options, (one + url, dep.headers), (two + url, dep.headers), connections=32)
+    ratio = w2.rps / w1.rps
+    report.figure(dep.name, f"GET /api/v1/images, --workers 1 (32 connections)", w1.text())
+    report.figure(dep.name, f"GET /api/v1/images, --workers 2 (32 connections)", w2.text())
+    report.target(Target(
+        "imagify serve --workers 2, list endpoint", "--workers 1", ">= 1.7x", ratio, ratio >= 1.7,
+        f"{w2.rps:,.0f} vs {w1.rps:,.0f} req/s",
+    ))  # fmt: skip
+
+
+def _redirect_mode(report: Report, options: Options, dep: Deployment, log: Path) -> None:
+    env = {**dep.env, "IMAGIFY_SERVE_MODE": "redirect"}
+    with server(serve_args(1), env, "/health/live", log) as base:
+        url = _urls(base, dep)["thumbnail"]
+        status, headers, _ = get_no_redirect(url, dep.headers)
+        assert status == 302, status
+        load = wrk(url, options, dep.headers)
+    report.figure(dep.name, "warm thumbnail GET, IMAGIFY_SERVE_MODE=redirect (302)", load.text())
+
+
+def get_no_redirect(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    response = httpx.get(url, headers=headers, follow_redirects=False)
+    return response.status_code, dict(response.headers), response.content

@@ -1,0 +1,98 @@
+"""Login throttling in Redis, shared by every process: one counter per hashed key."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import redis
+
+from imagify.domain.ports import LoginThrottle
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# INCR each key, starting its window (PEXPIRE) on the first failure; answer the longest
+# wait among the keys over the limit, in ms (0: go ahead). One round trip, atomic.
+ATTEMPT = """
+local limit, window, wait = tonumber(ARGV[1]), tonumber(ARGV[2]), 0
+for _, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    redis.call('PEXPIRE', key, window)
+    ttl = window
+  end
+  if count > limit and ttl > wait then wait = ttl end
+end
+return wait
+"""
+# DECR only a counter that still exists: a bare DECR would make a -1 that never expires.
+FORGIVE = """
+for _, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('GET', key) or '0')
+  if count > 0 then redis.call('DECR', key) end
+end
+return 0
+"""
+
+
+class RedisLoginThrottle:
+    """`{prefix}{sha256(key)}` counts attempts, expiring with its window.
+
+    Keys are hashed so that usernames and addresses are not readable from Redis. When Redis
+    is unreachable the in-process `fallback` counts instead: logins keep working, and a
+    brute force is still limited per process (failing open would hand an attacker unlimited
+    guesses exactly while Redis is down, which they might cause).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        max_failures: int,
+        window_seconds: int,
+        fallback: LoginThrottle,
+        prefix: str = "imagify:login-failures:",
+    ) -> None:
+        self._redis = client
+        self._max = max_failures
+        self._window_ms = window_seconds * 1000
+        self._fallback = fallback
+        self._prefix = prefix
+        self._attempt = client.register_script(ATTEMPT)
+        self._forgive = client.register_script(FORGIVE)
+        self._degraded = False
+
+    def attempt(self, keys: Sequence[str]) -> int:
+        def in_redis() -> int:
+            wait_ms = int(self._attempt(keys=self._hashed(keys), args=[self._max, self._window_ms]))
+            return -(-wait_ms // 1000) if wait_ms > 0 else 0
+
+        return self._or_fallback(in_redis, lambda: self._fallback.attempt(keys))
+
+    def forgive(self, keys: Sequence[str]) -> None:
+        self._or_fallback(
+            lambda: self._forgive(keys=self._hashed(keys)), lambda: self._fallback.forgive(keys)
+        )
+
+    def reset(self, key: str) -> None:
+        self._fallback.reset(key)  # it may hold failures counted while Redis was down
+        self._or_fallback(lambda: self._redis.delete(*self._hashed([key])), lambda: None)
+
+    def _hashed(self, keys: Sequence[str]) -> list[str]:
+        return [self._prefix + hashlib.sha256(key.encode()).hexdigest() for key in keys]
+
+    def _or_fallback(self, in_redis: Callable[[], T], in_memory: Callable[[], T]) -> T:
+        try:
+            result = in_redis()
+        except redis.RedisError as error:
+            if not self._degraded:
+                log.warning("login throttling falls back to this process's memory: Redis failed: %s", error)
+                self._degraded = True
+            return in_memory()
+        if self._degraded:
+            log.info("login throttling is back on Redis")
+            self._degraded = False
+        return result

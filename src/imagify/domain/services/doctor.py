@@ -1,0 +1,232 @@
+"""The doctor: find, and on request remove, blobs without rows and rows without blobs.
+
+A crash between storing bytes and recording them (a killed server, a lost database)
+leaves a blob no row names; a blob lost outside the application leaves a row whose bytes
+are gone. Uploads and renders write the blob first, so a young blob with no row may be
+one in flight: only blobs older than `min_age` count as orphaned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from imagify.domain.model import Image, Rendition
+from imagify.domain.ports import BlobStorage, Clock, LinkStore, UnitOfWorkFactory
+from imagify.domain.services.images import delete_images
+
+log = logging.getLogger(__name__)
+
+ORPHANED_BLOB = "orphaned blob"
+MISSING_ORIGINAL = "missing original"
+MISSING_THUMBNAIL = "missing thumbnail"
+
+ORIGINALS, THUMBNAILS = "originals/", "thumbnails/"
+USERS_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    key: str
+    detail: str
+    fixed: bool = False
+
+    def line(self) -> str:
+        return f"{self.kind}: {self.key}: {self.detail}" + (" [fixed]" if self.fixed else "")
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    images: int = 0
+    thumbnails: int = 0
+    blobs: int = 0
+
+    @property
+    def unfixed(self) -> int:
+        return sum(not f.fixed for f in self.findings)
+
+    def summary(self) -> str:
+        checked = f"checked {self.images} images, {self.thumbnails} thumbnails, {self.blobs} blobs"
+        if not self.findings:
+            return f"{checked}: no problems found"
+        kinds = Counter(f.kind for f in self.findings)
+        order = [MISSING_ORIGINAL, MISSING_THUMBNAIL, ORPHANED_BLOB]
+        ordered = sorted(kinds, key=lambda k: (order.index(k) if k in order else len(order), k))
+        found = ", ".join(f"{kinds[k]} {k}{'s' if kinds[k] > 1 else ''}" for k in ordered)
+        fixed = len(self.findings) - self.unfixed
+        if fixed == len(self.findings):
+            outcome = "all fixed"
+        elif fixed:
+            outcome = f"{fixed} fixed, {self.unfixed} left"
+        else:
+            outcome = "none fixed (run with --fix to remove them)"
+        return f"{checked}: {len(self.findings)} problems ({found}); {outcome}"
+
+
+class DoctorService:
+    def __init__(
+        self, uow: UnitOfWorkFactory, blobs: BlobStorage, links: LinkStore, clock: Clock
+    ) -> None:
+        self._uow = uow
+        self._blobs = blobs
+        self._links = links
+        self._clock = clock
+
+    def examine(
+        self,
+        fix: bool = False,
+        min_age: timedelta = timedelta(hours=1),
+        on_finding: Callable[[Finding], None] | None = None,
+    ) -> Report:
+        """Compare rows and blobs; with `fix`, remove orphaned blobs and rows without bytes.
+
+        An image whose original is gone loses its row, its thumbnails and its links; a
+        thumbnail row whose blob is gone is removed, so the thumbnail renders again.
+        """
+        report = Report()
+
+        def found(finding: Finding) -> None:
+            report.findings.append(finding)
+            if on_finding is not None:
+                on_finding(finding)
+
+        # List the blobs first: a row read afterwards names a blob that already existed,
+        # unless it is brand new, which `exists` settles before anything is reported.
+        stored = set(self._stored_keys(None))
+        if min_age > timedelta(0):
+            old_enough = set(self._stored_keys(self._clock.now() - min_age)) & stored
+        else:
+            old_enough = stored
+        report.blobs = len(stored)
+
+        referenced: set[str] = set()
+        for owner, image, renditions in self._rows():
+            report.images += 1
+            report.thumbnails += len(renditions)
+            referenced.add(image.storage_key)
+            referenced.update(r.storage_key for r in renditions)
+            if image.storage_key not in stored and not self._blobs.exists(image.storage_key):
+                if (finding := self._missing_original(owner, image, fix)) is not None:
+                    found(finding)
+                continue
+            for rendition in renditions:
+                key = rendition.storage_key
+                if key not in stored and not self._blobs.exists(key):
+                    if (finding := self._missing_thumbnail(rendition, fix)) is not None:
+                        found(finding)
+
+        for key in sorted(old_enough - referenced):
+            if not self._is_referenced(key):  # a row committed since the pass above
+                found(self._orphan(key, fix))
+        return report
+
+    # The row side
+
+    def _rows(self) -> Iterator[tuple[str, Image, list[Rendition]]]:
+        """(owner's username, image, its renditions) for every user's images."""
+        after: str | None = None
+        while True:
+            with self._uow() as uow:
+                users = uow.users.list(after, USERS_PAGE)
+                owned = [(u.username, uow.images.ids_owned(u.id)) for u in users if u.id is not None]
+            for username, image_ids in owned:
+                for image_id in image_ids:
+                    with self._uow() as uow:
+                        image = uow.images.get(image_id)
+                        renditions = uow.renditions.list_for(image_id) if image else []
+                    if image is not None:
+                        yield username, image, renditions
+            if len(users) < USERS_PAGE:
+                return
+            after = users[-1].username
+
+    def _missing_original(self, owner: str, image: Image, fix: bool) -> Finding | None:
+        with self._uow() as uow:
+            current = uow.images.get(image.id)
+            renditions = uow.renditions.list_for(image.id) if current else []
+        if current is None:
+            return None  # deleted meanwhile: not a problem
+        detail = (
+            f"image {image.id} ({image.filename!r} of {owner}) has no stored original"
+        )
+        if not fix:
+            return Finding(MISSING_ORIGINAL, image.storage_key, detail)
+        delete_images(self._uow, self._blobs, self._links, [image.id])
+        return Finding(
+            MISSING_ORIGINAL,
+            image.storage_key,
+            f"{detail}; removed the image, its {len(renditions)} thumbnails and its links",
+            fixed=True,
+        )
+
+    def _missing_thumbnail(self, rendition: Rendition, fix: bool) -> Finding | None:
+        detail = f"the {rendition.height}px thumbnail of image {rendition.image_id} has no stored bytes"
+        if not fix:
+            return Finding(MISSING_THUMBNAIL, rendition.storage_key, detail)
+        with self._uow() as uow:
+            # The port deletes an image's renditions together: keep the others.
+            kept = [
+                r for r in uow.renditions.list_for(rendition.image_id)
+                if r.storage_key != rendition.storage_key
+            ]
+            uow.renditions.delete_for(rendition.image_id)
+            for other in kept:
+                uow.renditions.add(other)
+            uow.commit()
+        return Finding(
+            MISSING_THUMBNAIL,
+            rendition.storage_key,
+            f"{detail}; removed its row, so it renders again when next asked for",
+            fixed=True,
+        )
+
+    # The blob side
+
+    def _stored_keys(self, modified_before: datetime | None) -> Iterator[str]:
+        for prefix in (ORIGINALS, THUMBNAILS):
+            yield from self._blobs.keys(prefix, modified_before)
+
+    def _is_referenced(self, key: str) -> bool:
+        """A row names the key; a thumbnail's row counts only while its image's row exists."""
+        image_id, height = _parse_key(key)
+        if image_id is None:
+            return False
+        with self._uow() as uow:
+            image = uow.images.get(image_id)
+            if height is None:
+                return image is not None and image.storage_key == key
+            rendition = uow.renditions.get(image_id, height)
+            return image is not None and rendition is not None and rendition.storage_key == key
+
+    def _orphan(self, key: str, fix: bool) -> Finding:
+        image_id, _ = _parse_key(key)
+        what = "original" if key.startswith(ORIGINALS) else "thumbnail"
+        detail = f"a stored {what} that no row names (image {image_id or 'unknown'})"
+        if not fix:
+            return Finding(ORPHANED_BLOB, key, detail)
+        if image_id is not None and what == "thumbnail":
+            with self._uow() as uow:
+                if uow.images.get(image_id) is None:
+                    # A render that finished as its image was deleted may have left a row too.
+                    uow.renditions.delete_for(image_id)
+                    uow.commit()
+        self._blobs.delete(key)
+        return Finding(ORPHANED_BLOB, key, f"{detail}; deleted it", fixed=True)
+
+
+def _parse_key(key: str) -> tuple[str | None, int | None]:
+    """`originals/<id>` -> (id, None); `thumbnails/<id>/<height>-<nonce>` -> (id, height)."""
+    if key.startswith(ORIGINALS):
+        image_id = key[len(ORIGINALS):]
+        return (image_id or None) if "/" not in image_id else None, None
+    parts = key[len(THUMBNAILS):].split("/")
+    if key.startswith(THUMBNAILS) and len(parts) == 2:
+        height = parts[1].split("-", 1)[0]
+        if parts[0] and height.isdigit():
+            return parts[0], int(height)
+    return None, None

@@ -1,0 +1,210 @@
+"""Request ids, one JSON access-log line per request, and Prometheus metrics at /metrics.
+
+The middleware wraps the whole ASGI handler of the app, outside routing, so that 404s,
+405s and every error answer get a request id, a log line and a count too (Litestar's own
+`middleware=` runs only inside a matched route).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import time
+from contextvars import ContextVar
+
+from litestar import Litestar, Response, get
+from litestar.datastructures import State
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from imagify import logs
+from imagify.domain.model import RenderedThumbnail
+from imagify.domain.ports import Renderer
+
+access_log = logging.getLogger("imagify.access")
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+UNMATCHED = "<unmatched>"
+THUMBNAIL_ROUTE = "/api/v1/images/{image_id}/thumbnails/{height}"
+# Paths whose segments are secrets: logged as their route template, never as sent.
+SECRET_PATHS = {"/l/": "/l/{token}"}
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+MAX_USER_AGENT = 200
+MAX_PATH = 300
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+RENDER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+# Renders done while serving the current request (a list shared with worker threads).
+_renders: ContextVar[list[float] | None] = ContextVar("imagify_renders", default=None)
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own (one per container)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "imagify_http_requests", "HTTP requests by route template, method and status",
+            ["route", "method", "status"], registry=r,
+        )
+        self.latency = Histogram(
+            "imagify_http_request_duration_seconds", "Time to answer an HTTP request, by route",
+            ["route", "method"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.renders = Counter(
+            "imagify_thumbnail_renders", "Thumbnail renders, by outcome (ok or error)", ["outcome"], registry=r
+        )
+        self.render_time = Histogram(
+            "imagify_thumbnail_render_duration_seconds", "Time to render and store one thumbnail",
+            buckets=RENDER_BUCKETS, registry=r,
+        )
+        self.thumbnail_cache = Counter(
+            "imagify_thumbnail_cache",
+            "Thumbnails served: hit (already stored) or miss (rendered for this request)",
+            ["result"], registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        """The text exposition; across all workers when PROMETHEUS_MULTIPROC_DIR is set."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+class MeteredRenderer:
+    """A Renderer that counts and times renders (a decorator around the real one)."""
+
+    def __init__(self, inner: Renderer, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
+        started = time.perf_counter()
+        try:
+            made = self._inner.render(source_key, target_key, height)
+        except BaseException:
+            self._metrics.renders.labels("error").inc()
+            raise
+        elapsed = time.perf_counter() - started
+        self._metrics.renders.labels("ok").inc()
+        self._metrics.render_time.observe(elapsed)
+        renders = _renders.get()
+        if renders is not None:
+            renders.append(elapsed)
+        return made
+
+    def close(self) -> None:
+        getattr(self._inner, "close", lambda: None)()
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is sane, else a new random one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return secrets.token_hex(16)
+
+
+def loggable_path(path: str, route: str) -> str:
+    for prefix, template in SECRET_PATHS.items():
+        if path.startswith(prefix) or route.startswith(prefix):
+            return template
+    return path[:MAX_PATH]
+
+
+def _header(scope: Scope, wanted: bytes) -> str:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return value.decode("latin-1")[:MAX_USER_AGENT]
+    return ""
+
+
+class ObservabilityMiddleware:
+    """Pure ASGI: request id in and out, one access-log line and the metrics per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
+        header = (b"x-request-id", request_id.encode())
+        path, method = scope["path"], scope["method"]
+        status = 500  # what the client gets if the app fails before answering
+        renders: list[float] = []
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        id_token, renders_token = logs.request_id.set(request_id), _renders.set(renders)
+        try:
+            await self._app(scope, receive, send_with_id)
+        finally:
+            _renders.reset(renders_token)
+            route = scope.get("path_template") or UNMATCHED
+            elapsed = time.perf_counter() - started
+            self._record(scope, method, route, path, status, elapsed, renders)  # stamped with the id
+            logs.request_id.reset(id_token)
+
+    def _record(
+        self,
+        scope: Scope,
+        method: str,
+        route: str,
+        path: str,
+        status: int,
+        elapsed: float,
+        renders: list[float],
+    ) -> None:
+        label = method if method in METHODS else "OTHER"
+        self._metrics.requests.labels(route, label, str(status)).inc()
+        self._metrics.latency.labels(route, label).observe(elapsed)
+        if route == THUMBNAIL_ROUTE and status in (200, 304):
+            self._metrics.thumbnail_cache.labels("miss" if renders else "hit").inc()
+        client = scope.get("client")
+        access_log.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "request",
+            extra={
+                "method": method[:16],
+                "route": route,
+                "path": loggable_path(path, route),
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "user_agent": _header(scope, b"user-agent"),
+                "client": client[0] if client else None,
+            },
+        )
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics_endpoint(state: State) -> Response[bytes]:
+    """Prometheus text exposition of this process's metrics."""
+    body = state.container.metrics().exposition()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def instrument(app: Litestar, metrics: Metrics) -> Litestar:
+    """Wrap the app's whole ASGI handler (routing included) in the observability middleware."""
+    logs.stamp_request_ids()
+    app.asgi_handler = ObservabilityMiddleware(app.asgi_handler, metrics)
+    return app
+

@@ -1,0 +1,215 @@
+"""The attacker's matrix: every route of the app, enumerated from the app itself, tried with
+every kind of bad credential, as a non-admin, and with another user's image ids.
+
+A new route is covered without editing this file: it must either refuse a missing token
+(401), or be added to PUBLIC below on purpose.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from litestar.routes import HTTPRoute
+
+from imagify.adapters.security import JwtTokenSigner
+from tests.integration.conftest import assert_error, upload
+
+# Routes anyone may call, as Litestar spells their paths. Everything else needs a token.
+PUBLIC = {
+    "/api/v1/auth/token",
+    "/l/{token:str}",
+    "/health/live",
+    "/health/ready",
+    "/",
+    "/docs/static/{file_path:path}",
+    "/metrics",
+    "/schema",
+    "/schema/openapi.json",
+    "/schema/{path:str}",
+}
+SOME_ID = "0123456789abcdef0123456789abcdef"
+PARAM = re.compile(r"\{(\w+):\w+\}")
+# A value for each path parameter; a new parameter name fails the tests until it has one.
+VALUES = {
+    "image_id": SOME_ID,
+    "height": "200",
+    "name": "basic",
+    "username": "ann",
+    "token": "A" * 43,
+    "file_path": "swagger-ui.css",
+    "path": "openapi.json",
+}
+IGNORED_METHODS = {"OPTIONS", "HEAD"}  # Litestar answers these itself, with no body or data
+
+
+def operations(app, **values: str) -> list[tuple[str, str, str]]:
+    """(method, concrete path, route path) for every HTTP route and method of `app`."""
+    found = []
+    for route in app.routes:
+        assert isinstance(route, HTTPRoute), f"{route.path}: a new kind of route; cover it here"
+        names = PARAM.findall(route.path)
+        missing = [n for n in names if n not in {**VALUES, **values}]
+        assert not missing, f"{route.path}: give the parameters {missing} a value in VALUES"
+        path = PARAM.sub(lambda m: {**VALUES, **values}[m.group(1)], route.path)
+        for method in sorted(route.methods - IGNORED_METHODS):
+            found.append((method, path, route.path))
+    return found
+
+
+def protected(app, **values: str) -> list[tuple[str, str, str]]:
+    return [op for op in operations(app, **values) if op[2] not in PUBLIC]
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forged(header: dict, claims: dict, key: bytes | None) -> str:
+    """A JWT made by hand: signed with HMAC-SHA256 under `key`, or unsigned when key is None."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    if key is None:
+        return signing_input + "."
+    digest = hashlib.sha512 if header.get("alg") == "HS512" else hashlib.sha256
+    return signing_input + "." + b64(hmac.new(key, signing_input.encode(), digest).digest())
+
+
+def tampered(token: str) -> str:
+    header, claims, signature = token.split(".")
+    i = len(signature) // 2
+    return f"{header}.{claims}.{signature[:i]}{'A' if signature[i] != 'A' else 'B'}{signature[i + 1:]}"
+
+
+BAD_CREDENTIALS = [
+    "no-header", "not-bearer", "empty-bearer", "garbage", "tampered", "expired", "other-secret",
+    "deleted-user", "alg-none", "empty-key", "hs512-real-secret", "no-expiry", "sub-not-an-id", "claims-swapped",
+]
+
+
+@pytest.fixture
+def bad_headers(make_user, container, settings):
+    """Every kind of bad Authorization header, by name (made once per test)."""
+    ann = make_user("ann", "enterprise")
+    zed = make_user("zed", "enterprise")
+    container.admin().delete_user("tests", "zed")
+    token = ann.headers["Authorization"].removeprefix("Bearer ")
+    ann_id = str(container.admin().get_user("ann").id)
+    now = datetime.now(UTC)
+    live = {"sub": ann_id, "iat": int(now.timestamp()), "exp": int((now + timedelta(hours=1)).timestamp())}
+    secret = settings.secret_key.encode()
+    other_header, other_claims, _ = token.split(".")
+    tokens = {
+        "no-header": None,
+        "not-bearer": f"Basic {b64(b'ann:a-long-password')}",
+        "empty-bearer": "Bearer ",
+        "garbage": "Bearer not.a.jwt",
+        "tampered": f"Bearer {tampered(token)}",
+        "expired": "Bearer " + container.signer().issue(int(ann_id), now - timedelta(hours=2))[0],
+        "other-secret": "Bearer "
+        + JwtTokenSigner("another-secret-of-at-least-32-chars!", timedelta(hours=1)).issue(int(ann_id), now)[0],
+        "deleted-user": zed.headers["Authorization"],
+        "alg-none": "Bearer " + forged({"alg": "none", "typ": "JWT"}, live, None),
+        "empty-key": "Bearer " + forged({"alg": "HS256", "typ": "JWT"}, live, b""),
+        "hs512-real-secret": "Bearer " + forged({"alg": "HS512", "typ": "JWT"}, live, secret),
+        "no-expiry": "Bearer " + forged({"alg": "HS256", "typ": "JWT"}, {"sub": ann_id}, secret),
+        "sub-not-an-id": "Bearer " + forged({"alg": "HS256", "typ": "JWT"}, {**live, "sub": "ann"}, secret),
+        # A valid signature moved onto other claims.
+        "claims-swapped": "Bearer " + ".".join(
+            [other_header, b64(json.dumps({**live, "sub": "1"}).encode()), token.split(".")[2]]
+        ),
+    }
+    assert jwt.decode(forged({"alg": "HS256", "typ": "JWT"}, live, secret), secret, algorithms=["HS256"])["sub"] == ann_id
+    return {name: ({} if value is None else {"Authorization": value}) for name, value in tokens.items()}
+
+
+@pytest.mark.parametrize("kind", BAD_CREDENTIALS)
+def test_every_protected_route_refuses_a_bad_credential_with_a_401(client, bad_headers, kind):
+    headers = bad_headers[kind]
+    ops = protected(client.app)
+    assert len(ops) >= 17, ops  # the images, me and admin routes, at least
+    wrong = []
+    for method, path, _ in ops:
+        response = client.request(method, path, headers=headers)
+        if response.status_code != 401:
+            wrong.append((method, path, response.status_code, response.text[:200]))
+            continue
+        assert_error(response, 401)
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert not wrong, wrong
+
+
+def test_the_public_routes_really_are_public_and_nothing_else_is(client):
+    for method, path, route in operations(client.app):
+        if route not in PUBLIC:
+            continue
+        response = client.request(method, path)
+        assert response.status_code != 401, (method, path, response.text)
+    assert {route for *_, route in operations(client.app)} >= PUBLIC, "PUBLIC names a route that is gone"
+
+
+def test_a_non_admin_gets_403_on_every_admin_route_and_changes_nothing(client, make_user, container):
+    ann = make_user("ann", "enterprise")
+    admin = container.admin()
+    before = ([(t.name, t.permissions.sorted()) for t in admin.list_tiers()], admin.list_users(None, 100))
+    bodies = {"POST": {"name": "x", "permissions": ["thumbnail:10"], "username": "x", "password": "p" * 12,
+                       "tiers": ["basic"], "is_admin": True},
+              "PUT": {"permissions": ["thumbnail:10"]}, "PATCH": {"is_admin": True, "permissions": []}}
+    admin_ops = [op for op in protected(client.app) if op[2].startswith("/api/v1/admin")]
+    assert len(admin_ops) >= 11, admin_ops
+    for method, path, _ in admin_ops:
+        response = client.request(method, path, headers=ann.headers, json=bodies.get(method))
+        assert "admin" in assert_error(response, 403), (method, path)
+    after = ([(t.name, t.permissions.sorted()) for t in admin.list_tiers()], admin.list_users(None, 100))
+    assert after == before
+    assert client.get("/api/v1/me", headers=ann.headers).json()["is_admin"] is False
+
+
+@pytest.mark.parametrize("tier", ["basic", "enterprise"])
+def test_another_users_image_is_404_on_every_image_route_exactly_like_a_missing_one(
+    client, make_user, tier
+):
+    bob = make_user("bob", "enterprise")
+    bobs = upload(client, bob).json()["id"]
+    client.get(f"/api/v1/images/{bobs}/thumbnails/400", headers=bob.headers)  # a stored thumbnail too
+    intruder = make_user("mallory", tier)
+    body = {"seconds": 300}
+    image_ops = [op for op in protected(client.app, height="400") if "{image_id" in op[2]]
+    assert len(image_ops) >= 5, image_ops
+    for method, path, route in image_ops:
+        theirs = client.request(method, path.replace(SOME_ID, bobs), headers=intruder.headers, json=body)
+        missing = client.request(method, path, headers=intruder.headers, json=body)
+        detail = assert_error(theirs, 404)
+        assert detail.replace(bobs, SOME_ID) == assert_error(missing, 404), route
+    # Nothing of bob's was touched, and bob still sees everything.
+    assert client.get(f"/api/v1/images/{bobs}", headers=bob.headers).status_code == 200
+    assert client.get(f"/api/v1/images/{bobs}/original", headers=bob.headers).status_code == 200
+    assert client.get("/api/v1/images", headers=intruder.headers).json()["items"] == []
+
+
+def test_jwt_verification_compares_signatures_in_constant_time():
+    """The design, asserted: PyJWT checks HMAC signatures with hmac.compare_digest."""
+    import inspect
+
+    from jwt.algorithms import HMACAlgorithm
+
+    assert "compare_digest" in inspect.getsource(HMACAlgorithm.verify)
+
+
+def test_the_signer_refuses_unsigned_and_empty_key_tokens_directly():
+    signer = JwtTokenSigner("the-real-secret-of-at-least-32-chars", timedelta(hours=1))
+    now = datetime.now(UTC)
+    claims = {"sub": "1", "exp": int(time.time()) + 3600}
+    from imagify.domain.errors import Unauthorized
+
+    for token in (forged({"alg": "none"}, claims, None), forged({"alg": "HS256"}, claims, b""),
+                  forged({"alg": "None"}, claims, None), forged({"alg": "HS256"}, claims, None)):
+        with pytest.raises(Unauthorized):
+            signer.read(token, now)
+    assert signer.read(signer.issue(1, now)[0], now) == 1
