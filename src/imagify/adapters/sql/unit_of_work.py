@@ -166,7 +166,14 @@ def unreachable_as_unavailable() -> Iterator[None]:
 
 def _is_unavailable(exc: DBAPIError) -> bool:
     """A lost connection, or an operational failure (locked, timed out, read-only, deadlock)."""
-    return exc.connection_invalidated or isinstance(exc, OperationalError)
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    # SQLite says OperationalError for a missing table too (SQLITE_ERROR): that is a
+    # schema problem, not an outage. Busy, locked, I/O, full, read-only are outages.
+    sqlite_code = getattr(exc.orig, "sqlite_errorname", None)
+    return sqlite_code is None or sqlite_code != "SQLITE_ERROR"
 
 
 def _pool_exhausted(exc: PoolTimeout) -> Unavailable:
