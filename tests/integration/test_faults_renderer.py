@@ -93,15 +93,6 @@ def test_a_render_the_renderer_reports_failed_is_502_and_the_next_request_render
     assert len(keys) == 2 and f"originals/{image_id}" in keys  # the original and one thumbnail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an unexpected exception from the renderer (here MemoryError in the Pillow "
-    "worker) is a 500 'internal error', not a 502: ImageService._render "
-    "(domain/services/images.py) lets any non-DomainError through; PillowRenderer.render "
-    "(adapters/pillow.py) maps only DECODE_ERRORS. Fix: in _render, `except DomainError: raise` "
-    "/ `except Exception as e: log.exception(...); raise RenderFailed(f'the thumbnail renderer "
-    "crashed: {type(e).__name__}') from e`.",
-)
 def test_a_renderer_crash_is_502_and_the_next_request_renders(
     make_settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,13 +106,6 @@ def test_a_renderer_crash_is_502_and_the_next_request_renders(
     assert "render" in assert_error(first, 502)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: renders have no timeout: PillowRenderer.render (adapters/pillow.py) waits on "
-    "`.result()` with none, so a hung render holds the request, a worker and the render lock "
-    "forever. Fix: a setting IMAGIFY_RENDER_TIMEOUT_SECONDS (e.g. 30) and "
-    "`.result(timeout=...)` raising RenderFailed('the thumbnail render timed out after N s').",
-)
 def test_a_render_that_hangs_past_the_timeout_is_502_and_a_later_request_renders(
     make_settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

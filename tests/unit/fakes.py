@@ -12,7 +12,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
-from imagify.domain.errors import Conflict, NotAnImage, NotFound, RenderFailed, Unauthorized
+from imagify.domain.errors import (
+    Conflict,
+    NotAnImage,
+    NotFound,
+    RenderFailed,
+    Unauthorized,
+    Unavailable,
+)
 from imagify.domain.model import ExpiringLink, Image, ImageInfo, RenderedThumbnail, Rendition, User
 from imagify.domain.permissions import BUILT_IN_TIERS, Permissions, Tier
 from imagify.domain.ports import Cursor, StoredBlob
@@ -224,6 +231,7 @@ class FakeBlobStorage:
 class FakeLinkStore:
     def __init__(self) -> None:
         self.links: dict[str, ExpiringLink] = {}
+        self.down = False
 
     def add(self, link: ExpiringLink) -> None:
         self.links[link.token] = link
@@ -233,6 +241,8 @@ class FakeLinkStore:
         return link.image_id if link and link.expires_at > now else None
 
     def delete_for_image(self, image_id: str) -> None:
+        if self.down:
+            raise Unavailable("the link store is down")
         self.links = {t: l for t, l in self.links.items() if l.image_id != image_id}
 
     def check(self) -> None:

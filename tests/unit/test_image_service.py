@@ -201,3 +201,28 @@ def test_a_thumbnail_of_an_image_deleted_during_its_render_leaves_no_bytes(world
     with pytest.raises(NotFound):
         world.images.thumbnail(ann, image.id, 200)
     assert world.blobs.blobs == {}
+
+
+def test_an_image_is_deleted_even_when_the_link_store_is_down_and_its_links_then_die(world):
+    ann = world.user("ann", "enterprise")
+    image = world.upload(ann)
+    link = world.link_service.create(ann, image.id, 300)
+    world.links.down = True
+    world.images.delete(ann, image.id)
+    world.links.down = False
+    assert world.uow.store.images == {} and world.blobs.blobs == {}
+    with pytest.raises(NotFound):
+        world.link_service.resolve(link.token)
+
+
+def test_a_renderer_that_crashes_unexpectedly_is_a_render_failure_leaving_no_bytes(world):
+    ann = world.user()
+    image = world.upload(ann)
+
+    def crash():
+        raise MemoryError("no memory for the decode buffer")
+
+    world.renderer.during_render = crash
+    with pytest.raises(RenderFailed, match="crashed"):
+        world.images.thumbnail(ann, image.id, 200)
+    assert list(world.blobs.blobs) == [image.storage_key]

@@ -45,8 +45,9 @@ class PillowImageInspector:
 class PillowRenderer:
     """Renders in a bounded pool of worker threads; Pillow releases the GIL while it works."""
 
-    def __init__(self, blobs: BlobStorage, workers: int = 0) -> None:
+    def __init__(self, blobs: BlobStorage, workers: int = 0, timeout: float = 60.0) -> None:
         self._blobs = blobs
+        self._timeout = timeout
         self._workers = workers or os.cpu_count() or 1
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -58,7 +59,13 @@ class PillowRenderer:
             # and the original is never held in memory whole); a network stream cannot seek,
             # so it is read into memory first.
             source = blob.stream if _seekable(blob.stream) else blob.stream.read()
-            thumb = self._pool().submit(render_thumbnail, source, height).result()
+            thumb = self._pool().submit(render_thumbnail, source, height).result(self._timeout)
+        except TimeoutError:  # before DECODE_ERRORS: TimeoutError is an OSError
+            # The worker thread cannot be stopped; it finishes (or fails) on its own, and
+            # the pool stays bounded. The request is answered now.
+            raise RenderFailed(
+                f"the thumbnail render timed out after {self._timeout:g} s; try again"
+            ) from None
         except DECODE_ERRORS as e:
             raise RenderFailed(f"could not render the thumbnail: {e}") from e
         finally:

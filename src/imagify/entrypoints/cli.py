@@ -80,6 +80,9 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="info",
+        # The app logs one JSON line per request itself, without tokens in paths
+        # (/l/{token} is logged as its route); uvicorn's own line would repeat it raw.
+        access_log=False,
     )
 
 

@@ -83,7 +83,7 @@ def build_renderer(settings: Settings, blobs: BlobStorage) -> Renderer:
         bucket, prefix = parse_s3_url(settings.storage_url)
         client = make_lambda_client(settings.lambda_endpoint_url)
         return LambdaRenderer(client, settings.lambda_function, bucket, prefix)
-    return PillowRenderer(blobs, settings.render_workers)
+    return PillowRenderer(blobs, settings.render_workers, settings.render_timeout_seconds)
 
 
 def build_login_throttle(settings: Settings, redis_client: redis.Redis | None) -> LoginThrottle:

@@ -48,9 +48,9 @@ def make_engine(url: str, io_timeout: float | None = MYSQL_IO_TIMEOUT) -> Engine
         if not in_memory and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
-        engine = create_engine(
-            parsed, pool_pre_ping=True, connect_args={"check_same_thread": False}, **options
-        )
+        # No pre-ping: a SQLite file does not drop connections, and the ping costs a
+        # statement per checkout on the hottest paths.
+        engine = create_engine(parsed, connect_args={"check_same_thread": False}, **options)
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
     if backend in ("mysql", "mariadb"):

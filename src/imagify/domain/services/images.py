@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from imagify.domain.errors import Conflict, Forbidden, InvalidInput, NotAnImage, NotFound
+from imagify.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotAnImage,
+    NotFound,
+    RenderFailed,
+    Unavailable,
+)
 from imagify.domain.model import Image, Rendition, User
 from imagify.domain.permissions import ThumbnailHeight
 from imagify.domain.ports import (
@@ -175,7 +184,16 @@ class ImageService:
     def _render(self, image: Image, height: int) -> Rendition:
         key = thumbnail_key(image.id, height, self._ids.image_id()[:12])
         started = time.perf_counter()
-        made = self._renderer.render(image.storage_key, key, height)
+        try:
+            made = self._renderer.render(image.storage_key, key, height)
+        except DomainError:
+            raise
+        except Exception as error:  # a crashed renderer is a bad gateway, not our 500
+            log.exception("thumbnail renderer crashed", extra={"image_id": image.id})
+            self._delete_blobs([key])
+            raise RenderFailed(
+                f"the thumbnail renderer crashed ({type(error).__name__}); try again"
+            ) from error
         log.info(
             "thumbnail rendered",
             extra={
@@ -239,7 +257,12 @@ def delete_images(
 ) -> None:
     """Kill the links first, then the rows, then the bytes: a failure leaves no live link."""
     for image_id in image_ids:
-        links.delete_for_image(image_id)
+        try:
+            links.delete_for_image(image_id)
+        except Unavailable as error:
+            # Safe to go on: resolving a link re-reads the image row, so the links of a
+            # deleted image answer 404, and the link store expires them by their TTL.
+            log.warning("links of image %s not deleted now: %s", image_id, error.detail)
         with uow_factory() as uow:
             image = uow.images.get(image_id)
             if image is None:

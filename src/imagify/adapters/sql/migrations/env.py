@@ -49,7 +49,7 @@ def run_online() -> None:
     if connection is not None:
         _configure(connection)
         return
-    engine = make_engine(_url())
+    engine = make_engine(_url(), io_timeout=None)  # long ALTERs must not time out
     try:
         with engine.connect() as connection:
             _configure(connection)
