@@ -145,12 +145,6 @@ def test_the_fuzzer_really_ran(fuzzed):
     print(f"fuzzed examples sent: {fuzzed.examples}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (routes/images.py `original`, `thumbnail`; routes/public.py `follow_link`): the "
-    "200 answer is documented as application/json with an empty schema, but is the image bytes "
-    "(image/jpeg, image/png or image/webp); 304 on If-None-Match is not documented either",
-)
 def test_image_byte_routes_document_their_image_content_types(fuzzed):
     spec = fuzzed.client.get("/schema/openapi.json").json()
     for path in IMAGE_BYTES:

@@ -9,13 +9,14 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
 from imagify.domain.errors import InvalidInput
 from imagify.entrypoints.http.schemas import ErrorOut
 
 T = TypeVar("T")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 WHY = {
     400: "Bad input: the detail says which value and why",
@@ -103,3 +104,24 @@ async def strict_json(request: Request, struct: type[T], example: str) -> T:
         return msgspec.json.decode(await request.body(), type=struct, strict=True)
     except msgspec.DecodeError as error:
         raise InvalidInput(f"send JSON like {example}: {error}") from None
+
+
+def image_bytes_operation(*, ranges: bool = False, redirects: bool = False) -> type[Operation]:
+    """An Operation documenting image bytes: 200 (and 206) as JPEG, PNG or WebP, 304, 302."""
+
+    @dataclass
+    class ImageBytesOperation(Operation):
+        def __post_init__(self) -> None:
+            responses = dict(self.responses or {})
+            image = {t: OpenAPIMediaType(schema=_string(format="binary")) for t in IMAGE_TYPES}  # type: ignore[arg-type]
+            responses["200"] = OpenAPIResponse(description="The image bytes", content=image)
+            responses["304"] = OpenAPIResponse(description="Not modified: the If-None-Match ETag is current")
+            if ranges:
+                responses["206"] = OpenAPIResponse(description="The bytes of the Range asked for", content=image)
+            if redirects:
+                responses["302"] = OpenAPIResponse(
+                    description="IMAGIFY_SERVE_MODE=redirect: a short-lived presigned S3 URL in Location"
+                )
+            self.responses = responses
+
+    return ImageBytesOperation

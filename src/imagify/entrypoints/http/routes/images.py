@@ -17,7 +17,7 @@ from imagify.domain.model import User
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.http.deps import SECURITY, USER, base_url
-from imagify.entrypoints.http.openapi_docs import LinkOperation, UploadOperation, errors
+from imagify.entrypoints.http.openapi_docs import LinkOperation, UploadOperation, errors, image_bytes_operation
 from imagify.entrypoints.http.responses import (
     RANGE_ERROR,
     blob_response,
@@ -109,6 +109,7 @@ class ImageController(Controller):
     @get(
         "/{image_id:str}/thumbnails/{height:str}",
         sync_to_thread=True,
+        operation_class=image_bytes_operation(redirects=True),
         responses=errors(400, 401, 403, 404, 502, 503),
         summary="A thumbnail, rendered on first access (a 302 to S3 in redirect mode)",
     )
@@ -134,6 +135,7 @@ class ImageController(Controller):
     @get(
         "/{image_id:str}/original",
         sync_to_thread=True,
+        operation_class=image_bytes_operation(ranges=True, redirects=True),
         responses={**errors(401, 403, 404, 503), **RANGE_ERROR},
         summary="The original bytes; a Range header gets 206 (a 302 to S3 in redirect mode)",
     )

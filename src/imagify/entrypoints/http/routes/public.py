@@ -19,7 +19,7 @@ from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.http.deps import SECURITY, USER
 from imagify.entrypoints.http.errors import error_response
-from imagify.entrypoints.http.openapi_docs import TokenOperation, errors
+from imagify.entrypoints.http.openapi_docs import TokenOperation, errors, image_bytes_operation
 from imagify.entrypoints.http.responses import (
     RANGE_ERROR,
     blob_response,
@@ -86,6 +86,7 @@ def me(user: User) -> MeOut:
     "/l/{token:str}",
     sync_to_thread=True,
     tags=["links"],
+    operation_class=image_bytes_operation(ranges=True),
     responses={**errors(404), **RANGE_ERROR},
     summary="The original behind an expiring link; a Range header gets 206",
 )
