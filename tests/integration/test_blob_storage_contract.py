@@ -15,7 +15,6 @@ from imagify.adapters.local_storage import LocalFolderBlobStorage
 from imagify.adapters.s3_storage import S3BlobStorage, make_s3_client, parse_s3_url
 from imagify.domain.errors import NotFound, Unavailable
 from imagify.domain.ports import BlobStorage
-from tests.integration.services import moto_server, s3_bucket  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 

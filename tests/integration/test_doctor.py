@@ -16,7 +16,6 @@ from imagify.domain.ports import BlobStorage
 from imagify.entrypoints.cli import main
 from imagify.settings import Settings
 from tests.integration.conftest import image_bytes, upload
-from tests.integration.services import moto_server, s3_bucket  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 

@@ -28,13 +28,7 @@ from imagify.adapters.sql.unit_of_work import make_engine
 from imagify.entrypoints.container import build_container, shutdown
 from imagify.settings import load_settings
 from tests.integration.faults import Server, TcpProxy, count_rows, host_port, run_cli, serving, through
-from tests.integration.services import (  # noqa: F401  (fixtures)
-    AWS_TEST_ENV,
-    moto_server,
-    mysql_database,
-    mysql_url,
-    s3_bucket,
-)
+from tests.integration.services import AWS_TEST_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -187,7 +181,7 @@ def test_a_server_killed_after_storing_the_original_but_before_its_row_leaves_an
 
 
 def test_a_cloud_server_killed_while_the_database_hangs_after_the_s3_write_leaves_an_orphan_the_doctor_removes(
-    tmp_path: Path, mysql_database, s3_bucket  # noqa: F811
+    tmp_path: Path, mysql_database, s3_bucket
 ) -> None:
     endpoint, bucket = s3_bucket
     database = mysql_database()

@@ -28,7 +28,6 @@ from tests.integration.conftest import (
     upload,
 )
 from tests.integration.faults import TcpProxy, count_rows, host_port, through
-from tests.integration.services import mysql_database, mysql_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +35,13 @@ App = tuple[Container, TestClient, Account]
 
 
 @pytest.fixture
-def db_proxy(mysql_url: str) -> Iterator[TcpProxy]:  # noqa: F811
+def db_proxy(mysql_url: str) -> Iterator[TcpProxy]:
     with TcpProxy(*host_port(mysql_url)) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def mysql_app(tmp_path: Path, mysql_database, db_proxy: TcpProxy) -> Iterator[App]:  # noqa: F811
+def mysql_app(tmp_path: Path, mysql_database, db_proxy: TcpProxy) -> Iterator[App]:
     # Short I/O timeouts (set in the URL) so a hung server is noticed within the test.
     url = through(mysql_database(), db_proxy) + "&read_timeout=2&write_timeout=2&connect_timeout=2"
     with running_app(embedded_settings(tmp_path, IMAGIFY_DATABASE_URL=url)) as (container, client):
@@ -127,7 +126,7 @@ def test_sqlite_locked_by_another_process_is_503_for_writes_while_reads_go_on(sq
     assert client.delete(f"/api/v1/images/{kept}", headers=ann.headers).status_code == 204
 
 
-def test_mysql_connections_give_up_on_a_silent_server_by_default(mysql_url: str) -> None:  # noqa: F811
+def test_mysql_connections_give_up_on_a_silent_server_by_default(mysql_url: str) -> None:
     engine = unit_of_work.make_engine(mysql_url)
     try:
         raw = engine.raw_connection()

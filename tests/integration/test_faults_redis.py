@@ -24,14 +24,6 @@ from tests.integration.conftest import (
     upload,
 )
 from tests.integration.faults import TcpProxy, host_port, through
-from tests.integration.services import (  # noqa: F401  (fixtures)
-    moto_server,
-    mysql_database,
-    mysql_url,
-    redis_client,
-    redis_url,
-    s3_bucket,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +31,13 @@ App = tuple[Container, TestClient, Account]
 
 
 @pytest.fixture
-def redis_proxy(redis_url: str) -> Iterator[TcpProxy]:  # noqa: F811
+def redis_proxy(redis_url: str) -> Iterator[TcpProxy]:
     with TcpProxy(*host_port(redis_url)) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def cloud_app(tmp_path: Path, mysql_database, s3_bucket, redis_client, redis_url, redis_proxy) -> Iterator[App]:  # noqa: F811
+def cloud_app(tmp_path: Path, mysql_database, s3_bucket, redis_client, redis_url, redis_proxy) -> Iterator[App]:
     endpoint, bucket = s3_bucket
     settings = embedded_settings(
         tmp_path,
@@ -113,7 +105,7 @@ def test_redis_down_fails_only_the_link_routes_and_readiness_names_the_link_stor
 
 
 def test_render_locks_go_back_to_redis_once_it_returns(
-    cloud_app: App, redis_proxy: TcpProxy, redis_client  # noqa: F811
+    cloud_app: App, redis_proxy: TcpProxy, redis_client
 ) -> None:
     container, client, ann = cloud_app
     image_id = upload(client, ann).json()["id"]

@@ -24,12 +24,6 @@ from imagify.entrypoints.container import Container
 from imagify.settings import Settings
 from tests.integration.conftest import Account, assert_error, embedded_settings, login, running_app
 from tests.integration.faults import TcpProxy, count_rows, host_port, through
-from tests.integration.services import (  # noqa: F401  (fixtures)
-    moto_server,
-    mysql_database,
-    mysql_url,
-    s3_bucket,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +42,7 @@ def s3_proxy(s3_bucket: tuple[str, str]) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture
-def app(tmp_path: Path, mysql_database, s3_bucket, s3_proxy) -> Iterator[tuple[Container, TestClient, Account]]:  # noqa: F811
+def app(tmp_path: Path, mysql_database, s3_bucket, s3_proxy) -> Iterator[tuple[Container, TestClient, Account]]:
     endpoint, bucket = s3_bucket
     settings = embedded_settings(
         tmp_path,
@@ -86,7 +80,7 @@ def post_image(client: TestClient, account: Account, data: bytes):  # type: igno
     )
 
 
-def test_s3_down_before_an_upload_is_503_naming_s3_and_leaves_no_row(app, s3_proxy, s3_bucket) -> None:  # noqa: F811
+def test_s3_down_before_an_upload_is_503_naming_s3_and_leaves_no_row(app, s3_proxy, s3_bucket) -> None:
     container, client, ann = app
     s3_proxy.down()
 
@@ -108,7 +102,7 @@ def test_s3_down_before_an_upload_is_503_naming_s3_and_leaves_no_row(app, s3_pro
     ids=["single-put", "multipart"],
 )
 def test_s3_lost_in_the_middle_of_storing_an_upload_is_503_with_no_row_and_no_object(
-    app, s3_proxy, s3_bucket, side: int, cut_after: int  # noqa: F811
+    app, s3_proxy, s3_bucket, side: int, cut_after: int
 ) -> None:
     container, client, ann = app
     data = noise_png(side)

@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from tests.integration.lambda_endpoint import load_handler
-from tests.integration.services import moto_server, s3_bucket  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 

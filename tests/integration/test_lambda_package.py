@@ -25,7 +25,7 @@ import boto3
 import pytest
 from PIL import Image
 
-from tests.integration.services import AWS_TEST_ENV, moto_server, s3_bucket  # noqa: F401
+from tests.integration.services import AWS_TEST_ENV
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,7 @@ from PIL import Image
 from imagify.adapters.lambda_renderer import LambdaRenderer, make_lambda_client
 from imagify.adapters.s3_storage import S3BlobStorage, make_s3_client
 from imagify.domain.errors import RenderFailed
-from tests.integration.lambda_endpoint import FAILING, FUNCTION, SLOW, SLOW_SECONDS, lambda_endpoint  # noqa: F401
-from tests.integration.services import moto_server, s3_bucket  # noqa: F401  (fixtures)
+from tests.integration.lambda_endpoint import FAILING, FUNCTION, SLOW, SLOW_SECONDS
 
 pytestmark = pytest.mark.integration
 

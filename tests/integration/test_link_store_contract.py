@@ -20,7 +20,6 @@ from imagify.adapters.sql.tables import links as links_table
 from imagify.domain.errors import Unavailable
 from imagify.domain.model import ExpiringLink
 from imagify.domain.ports import LinkStore
-from tests.integration.services import mysql_url, redis_client, redis_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +50,7 @@ def _redis_dump(client: redis.Redis) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def mysql_engine(mysql_url: str) -> Iterator[Engine]:  # noqa: F811
+def mysql_engine(mysql_url: str) -> Iterator[Engine]:
     upgrade(mysql_url)
     engine = make_engine(mysql_url)
     yield engine
@@ -146,7 +145,7 @@ def test_check_passes_on_a_reachable_store(links: LinkStore) -> None:
 # Redis only
 
 
-def test_redis_expires_a_link_by_itself(redis_client: redis.Redis) -> None:  # noqa: F811
+def test_redis_expires_a_link_by_itself(redis_client: redis.Redis) -> None:
     links = RedisLinkStore(redis_client)
     short, long = link("img-1", 1.2), link("img-1", 300)
     links.add(short)
@@ -163,7 +162,7 @@ def test_redis_expires_a_link_by_itself(redis_client: redis.Redis) -> None:  # n
     assert index == {token_hash(long.token), token_hash(later.token)}
 
 
-def test_redis_index_lives_as_long_as_the_longest_link(redis_client: redis.Redis) -> None:  # noqa: F811
+def test_redis_index_lives_as_long_as_the_longest_link(redis_client: redis.Redis) -> None:
     links = RedisLinkStore(redis_client, prefix="app:")
     for seconds in (600, 30000, 300):
         links.add(link("img-1", seconds))
@@ -173,7 +172,7 @@ def test_redis_index_lives_as_long_as_the_longest_link(redis_client: redis.Redis
     assert [round(ttl, -1) for ttl in link_ttls] == [300, 600, 30000]
 
 
-def test_redis_deletes_many_links_of_an_image_at_once(redis_client: redis.Redis) -> None:  # noqa: F811
+def test_redis_deletes_many_links_of_an_image_at_once(redis_client: redis.Redis) -> None:
     links = RedisLinkStore(redis_client)
     for _ in range(50):
         links.add(link("img-1", 300))

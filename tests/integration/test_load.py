@@ -26,15 +26,7 @@ from imagify.adapters.sql.unit_of_work import make_engine
 from imagify.entrypoints.container import build_container, shutdown
 from imagify.settings import load_settings
 from tests.integration.faults import count_rows, run_cli, serving
-from tests.integration.services import (  # noqa: F401  (fixtures)
-    AWS_TEST_ENV,
-    moto_server,
-    mysql_database,
-    mysql_url,
-    redis_client,
-    redis_url,
-    s3_bucket,
-)
+from tests.integration.services import AWS_TEST_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -209,7 +201,7 @@ def test_load_embedded(tmp_path: Path) -> None:
     check("embedded", env, tally, elapsed, log_5xx, keys)
 
 
-def test_load_cloud(tmp_path: Path, mysql_database, s3_bucket, redis_client, redis_url) -> None:  # noqa: F811
+def test_load_cloud(tmp_path: Path, mysql_database, s3_bucket, redis_client, redis_url) -> None:
     endpoint, bucket = s3_bucket
     env = {
         "IMAGIFY_DATA_DIR": str(tmp_path / "var"),

@@ -12,7 +12,6 @@ import redis
 from imagify.adapters.redis_links import make_redis
 from imagify.adapters.redis_locks import RedisLockManager
 from imagify.domain.errors import Unavailable
-from tests.integration.services import redis_client, redis_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -40,13 +39,13 @@ def hold_in_threads(locks: RedisLockManager, keys: list[str]) -> list[tuple[str,
     return sorted(spans, key=lambda span: span[1])
 
 
-def test_two_holders_of_the_same_key_take_turns(redis_client: redis.Redis) -> None:  # noqa: F811
+def test_two_holders_of_the_same_key_take_turns(redis_client: redis.Redis) -> None:
     locks = RedisLockManager(redis_client, timeout=10, blocking_timeout=5)
     (_, _, first_left), (_, second_entered, _) = hold_in_threads(locks, ["thumb:img-1:200"] * 2)
     assert second_entered >= first_left
 
 
-def test_holders_of_different_keys_do_not_wait_for_each_other(redis_client: redis.Redis) -> None:  # noqa: F811
+def test_holders_of_different_keys_do_not_wait_for_each_other(redis_client: redis.Redis) -> None:
     locks = RedisLockManager(redis_client, timeout=10, blocking_timeout=5)
     (_, _, first_left), (_, second_entered, _) = hold_in_threads(
         locks, ["thumb:img-1:200", "thumb:img-1:400"]
@@ -55,7 +54,7 @@ def test_holders_of_different_keys_do_not_wait_for_each_other(redis_client: redi
 
 
 def test_a_crashed_holder_blocks_the_next_one_only_until_its_lock_expires(
-    redis_client: redis.Redis,  # noqa: F811
+    redis_client: redis.Redis,
 ) -> None:
     # What a holder whose process died leaves behind: a lock acquired, never released.
     assert redis_client.lock("imagify:lock:thumb:img-1:200", timeout=1.0).acquire(blocking=False)
@@ -66,7 +65,7 @@ def test_a_crashed_holder_blocks_the_next_one_only_until_its_lock_expires(
     assert redis_client.keys("imagify:lock:*") == []  # released on exit
 
 
-def test_waiting_longer_than_the_blocking_timeout_is_unavailable(redis_client: redis.Redis) -> None:  # noqa: F811
+def test_waiting_longer_than_the_blocking_timeout_is_unavailable(redis_client: redis.Redis) -> None:
     locks = RedisLockManager(redis_client, timeout=10, blocking_timeout=0.3)
     with locks.hold("thumb:img-1:200"):
         with pytest.raises(Unavailable, match="timed out waiting for the 'thumb:img-1:200' lock"):

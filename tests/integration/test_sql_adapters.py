@@ -29,7 +29,6 @@ from imagify.domain.errors import Unavailable
 from imagify.domain.model import ExpiringLink, Image, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
 from imagify.domain.ports import Cursor
-from tests.integration.services import mysql_database, mysql_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 

@@ -21,14 +21,7 @@ from PIL import Image as PILImage
 from imagify.adapters.sql.migrate import upgrade
 from imagify.entrypoints.container import build_container, shutdown
 from imagify.settings import load_settings
-from tests.integration.services import (  # noqa: F401  (pytest fixtures)
-    AWS_TEST_ENV,
-    moto_server,
-    mysql_url,
-    redis_client,
-    redis_url,
-    s3_bucket,
-)
+from tests.integration.services import AWS_TEST_ENV
 
 PASSWORD = "a-long-password"
 
