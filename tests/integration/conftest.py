@@ -101,7 +101,7 @@ def container(settings: Settings) -> Iterator[Container]:
 
 @pytest.fixture
 def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container), base_url="http://testserver") as client:
+    with TestClient(create_app(container), base_url="http://testserver.local") as client:
         yield client
 
 
@@ -177,7 +177,7 @@ def running_app(settings: Settings) -> Iterator[tuple[Container, TestClient]]:
         Argon2PasswordHasher(argon2.PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
     )
     try:
-        with TestClient(create_app(container), base_url="http://testserver") as client:
+        with TestClient(create_app(container), base_url="http://testserver.local") as client:
             yield container, client
     finally:
         shutdown(container)

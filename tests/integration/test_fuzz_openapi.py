@@ -37,7 +37,7 @@ ROLES = {"basic": ("basic", False), "premium": ("premium", False), "enterprise":
          "admin": ("enterprise", True)}
 EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 15}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-BASE = "http://testserver"
+BASE = "http://testserver.local"
 # Their 200 content type is documented wrongly: the known finding of
 # test_image_byte_routes_document_their_image_content_types; every other check still runs on them.
 IMAGE_BYTES = {"/api/v1/images/{image_id}/original", "/api/v1/images/{image_id}/thumbnails/{height}", "/l/{token}"}

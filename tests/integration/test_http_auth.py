@@ -53,7 +53,7 @@ def bad_authorization(request, ann, container) -> dict[str, str]:
         "tampered": {"Authorization": f"Bearer {tampered(token)}"},
         "other-secret": {
             "Authorization": "Bearer "
-            + JwtTokenSigner("another-secret-entirely", timedelta(hours=1)).issue(
+            + JwtTokenSigner("another-secret-entirely-of-32-characters", timedelta(hours=1)).issue(
                 user_id(container, "ann"), now
             )[0]
         },

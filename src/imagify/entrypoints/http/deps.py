@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from imagify.domain.errors import Forbidden, Unauthorized
 from imagify.domain.model import User
@@ -55,7 +55,7 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def provide_user(request: Request, auth: AuthService, settings: Settings) -> User:
+async def provide_user(request: Request, auth: NamedDependency[AuthService], settings: NamedDependency[Settings]) -> User:
     """The token's user, read fresh on every request (permissions apply at once)."""
     token = bearer_token(request)
     if settings.database_url.startswith("sqlite"):
@@ -64,7 +64,7 @@ async def provide_user(request: Request, auth: AuthService, settings: Settings) 
     return await anyio.to_thread.run_sync(auth.authenticate, token)
 
 
-def provide_admin_user(user: User) -> User:
+def provide_admin_user(user: NamedDependency[User]) -> User:
     if not user.is_admin:
         raise Forbidden("only admins may use the admin API")
     return user

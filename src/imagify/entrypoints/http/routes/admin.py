@@ -9,6 +9,7 @@ from typing import Annotated
 import anyio
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from imagify.domain.errors import InvalidInput
@@ -43,23 +44,23 @@ class TierController(Controller):
     dependencies = ADMIN
 
     @get("/", sync_to_thread=True, responses=errors(401, 403), summary="All tiers")
-    def list_tiers(self, admin_user: User, admin: AdminService) -> list[TierOut]:
+    def list_tiers(self, admin_user: NamedDependency[User], admin: NamedDependency[AdminService]) -> list[TierOut]:
         return [tier_out(t) for t in admin.list_tiers()]
 
     @post("/", status_code=201, operation_class=json_body_operation(TierIn),
           responses=errors(400, 401, 403, 409), summary="Create a tier")
-    async def create_tier(self, request: Request, admin_user: User, admin: AdminService) -> TierOut:
+    async def create_tier(self, request: Request, admin_user: NamedDependency[User], admin: NamedDependency[AdminService]) -> TierOut:
         body = await strict_json(request, TierIn, '{"name": "pro", "permissions": ["thumbnail:800"]}')
         return tier_out(await run(admin.create_tier, admin_user.username, body.name, body.permissions))
 
     @get("/{name:str}", sync_to_thread=True, responses=errors(401, 403, 404), summary="One tier")
-    def get_tier(self, admin_user: User, admin: AdminService, name: FromPath[str]) -> TierOut:
+    def get_tier(self, admin_user: NamedDependency[User], admin: NamedDependency[AdminService], name: FromPath[str]) -> TierOut:
         return tier_out(admin.get_tier(name))
 
     @put("/{name:str}", operation_class=json_body_operation(TierReplace),
          responses=errors(400, 401, 403, 404), summary="Replace a tier's permissions")
     async def replace_tier(
-        self, request: Request, admin_user: User, admin: AdminService, name: FromPath[str]
+        self, request: Request, admin_user: NamedDependency[User], admin: NamedDependency[AdminService], name: FromPath[str]
     ) -> TierOut:
         body = await strict_json(request, TierReplace, '{"permissions": ["thumbnail:200"]}')
         return tier_out(await run(admin.replace_tier, admin_user.username, name, body.permissions))
@@ -67,7 +68,7 @@ class TierController(Controller):
     @patch("/{name:str}", operation_class=json_body_operation(TierPatch),
            responses=errors(400, 401, 403, 404), summary="Change some of a tier's permissions")
     async def patch_tier(
-        self, request: Request, admin_user: User, admin: AdminService, name: FromPath[str]
+        self, request: Request, admin_user: NamedDependency[User], admin: NamedDependency[AdminService], name: FromPath[str]
     ) -> TierOut:
         body = await strict_json(request, TierPatch, '{"add": ["thumbnail:800"], "remove": []}')
         tier = await run(
@@ -83,7 +84,7 @@ class TierController(Controller):
 
     @delete("/{name:str}", sync_to_thread=True, responses=errors(401, 403, 404, 409),
             summary="Delete a tier no user holds")
-    def delete_tier(self, admin_user: User, admin: AdminService, name: FromPath[str]) -> None:
+    def delete_tier(self, admin_user: NamedDependency[User], admin: NamedDependency[AdminService], name: FromPath[str]) -> None:
         admin.delete_tier(admin_user.username, name)
 
 
@@ -111,8 +112,8 @@ class UserController(Controller):
     @get("/", sync_to_thread=True, responses=errors(400, 401, 403), summary="Users by name")
     def list_users(
         self,
-        admin_user: User,
-        admin: AdminService,
+        admin_user: NamedDependency[User],
+        admin: NamedDependency[AdminService],
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="page size")] = 50,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> UserPage:
@@ -121,7 +122,7 @@ class UserController(Controller):
 
     @post("/", status_code=201, operation_class=json_body_operation(UserIn),
           responses=errors(400, 401, 403, 409), summary="Create a user")
-    async def create_user(self, request: Request, admin_user: User, admin: AdminService) -> UserOut:
+    async def create_user(self, request: Request, admin_user: NamedDependency[User], admin: NamedDependency[AdminService]) -> UserOut:
         body = await strict_json(
             request, UserIn, '{"username": "ann", "password": "…", "tiers": ["basic"], "is_admin": false}'
         )
@@ -131,13 +132,13 @@ class UserController(Controller):
         return user_out(user)
 
     @get("/{username:str}", sync_to_thread=True, responses=errors(401, 403, 404), summary="One user")
-    def get_user(self, admin_user: User, admin: AdminService, username: FromPath[str]) -> UserOut:
+    def get_user(self, admin_user: NamedDependency[User], admin: NamedDependency[AdminService], username: FromPath[str]) -> UserOut:
         return user_out(admin.get_user(username))
 
     @patch("/{username:str}", operation_class=json_body_operation(UserPatch),
            responses=errors(400, 401, 403, 404, 409), summary="Change a user's password, tiers or admin flag")
     async def patch_user(
-        self, request: Request, admin_user: User, admin: AdminService, username: FromPath[str]
+        self, request: Request, admin_user: NamedDependency[User], admin: NamedDependency[AdminService], username: FromPath[str]
     ) -> UserOut:
         body = await strict_json(request, UserPatch, '{"tiers": ["premium"]}')
         user = await run(
@@ -153,5 +154,5 @@ class UserController(Controller):
 
     @delete("/{username:str}", sync_to_thread=True, responses=errors(401, 403, 404, 409),
             summary="Delete a user with their images, thumbnails and links")
-    def delete_user(self, admin_user: User, admin: AdminService, username: FromPath[str]) -> None:
+    def delete_user(self, admin_user: NamedDependency[User], admin: NamedDependency[AdminService], username: FromPath[str]) -> None:
         admin.delete_user(admin_user.username, username)

@@ -8,7 +8,7 @@ import anyio
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
@@ -70,7 +70,7 @@ class ImageController(Controller):
         summary="Upload an image (multipart, field 'file')",
     )
     async def upload(
-        self, request: Request, user: User, images: ImageService, settings: Settings
+        self, request: Request, user: NamedDependency[User], images: NamedDependency[ImageService], settings: NamedDependency[Settings]
     ) -> ImageOut:
         upload = await receive_upload(request, settings.max_upload_bytes)
         try:
@@ -85,9 +85,9 @@ class ImageController(Controller):
     def list_images(
         self,
         request: Request,
-        user: User,
-        images: ImageService,
-        settings: Settings,
+        user: NamedDependency[User],
+        images: NamedDependency[ImageService],
+        settings: NamedDependency[Settings],
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="page size")] = 20,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> ImagePage:
@@ -97,13 +97,13 @@ class ImageController(Controller):
 
     @get("/{image_id:str}", sync_to_thread=True, responses=errors(401, 404), summary="One image")
     def get_image(
-        self, request: Request, user: User, images: ImageService, settings: Settings, image_id: FromPath[str]
+        self, request: Request, user: NamedDependency[User], images: NamedDependency[ImageService], settings: NamedDependency[Settings], image_id: FromPath[str]
     ) -> ImageOut:
         return image_out(images.get(user, image_id), user, base_url(request, settings))
 
     @delete("/{image_id:str}", sync_to_thread=True, responses=errors(401, 404, 503),
             summary="Delete an image, its thumbnails and its links")
-    def delete_image(self, user: User, images: ImageService, image_id: FromPath[str]) -> None:
+    def delete_image(self, user: NamedDependency[User], images: NamedDependency[ImageService], image_id: FromPath[str]) -> None:
         images.delete(user, image_id)
 
     @get(
@@ -116,9 +116,9 @@ class ImageController(Controller):
     def thumbnail(
         self,
         request: Request,
-        user: User,
-        images: ImageService,
-        redirects: Redirects,
+        user: NamedDependency[User],
+        images: NamedDependency[ImageService],
+        redirects: NamedDependency[Redirects],
         image_id: FromPath[str],
         height: FromPath[str],
     ) -> Response:
@@ -140,7 +140,7 @@ class ImageController(Controller):
         summary="The original bytes; a Range header gets 206 (a 302 to S3 in redirect mode)",
     )
     def original(
-        self, request: Request, user: User, images: ImageService, redirects: Redirects, image_id: FromPath[str]
+        self, request: Request, user: NamedDependency[User], images: NamedDependency[ImageService], redirects: NamedDependency[Redirects], image_id: FromPath[str]
     ) -> Response | Stream:
         image = images.original(user, image_id)
         if not_modified(request, image.etag):
@@ -158,7 +158,7 @@ class ImageController(Controller):
         summary="A link to the original that works without auth until it expires",
     )
     async def create_link(
-        self, request: Request, user: User, links: LinkService, settings: Settings, image_id: FromPath[str]
+        self, request: Request, user: NamedDependency[User], links: NamedDependency[LinkService], settings: NamedDependency[Settings], image_id: FromPath[str]
     ) -> LinkOut:
         # Decoded strictly by hand: Litestar's own conversion would accept 300.0 and "300".
         try:

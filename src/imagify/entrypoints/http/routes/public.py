@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import anyio
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.datastructures import State
-from litestar.params import Dependency, FromPath
+from litestar.params import FromPath, SkipValidation
 from litestar.response import Stream
 
 from imagify.domain.errors import DomainError, InvalidInput
@@ -61,8 +60,8 @@ async def _credentials(request: Request) -> TokenIn:
 )
 async def issue_token(
     request: Request,
-    auth: AuthService,
-    login_throttle: Annotated[LoginThrottle, Dependency(skip_validation=True)],  # a Protocol
+    auth: NamedDependency[AuthService],
+    login_throttle: NamedDependency[SkipValidation[LoginThrottle]],  # a Protocol: no isinstance
 ) -> TokenOut:
     credentials = await _credentials(request)
     token, expires = await anyio.to_thread.run_sync(
@@ -78,7 +77,7 @@ async def issue_token(
 
 @get("/api/v1/me", sync_to_thread=False, tags=["auth"], security=SECURITY, dependencies=USER,
      responses=errors(401), summary="Who am I, and what may I do")
-def me(user: User) -> MeOut:
+def me(user: NamedDependency[User]) -> MeOut:
     return me_out(user)
 
 
@@ -90,7 +89,7 @@ def me(user: User) -> MeOut:
     responses={**errors(404), **RANGE_ERROR},
     summary="The original behind an expiring link; a Range header gets 206",
 )
-def follow_link(request: Request, token: FromPath[str], links: LinkService, images: ImageService) -> Response | Stream:
+def follow_link(request: Request, token: FromPath[str], links: NamedDependency[LinkService], images: NamedDependency[ImageService]) -> Response | Stream:
     # Always proxied, also in redirect mode: a presigned URL would outlive the link's expiry
     # (and a deletion of the image) by up to its own lifetime.
     image = links.resolve(token)
