@@ -273,6 +273,27 @@ def test_a_truncated_image_is_rejected_as_not_an_image(
         inspector.inspect(io.BytesIO(data[: len(data) * 2 // 3]))
 
 
+def png_with_broken_pixel_data(data: bytes) -> bytes:
+    """Flip bytes inside the first IDAT chunk and fix its CRC, so only inflating can tell."""
+    start = data.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", data[start : start + 4])
+    body = bytearray(data[start + 8 : start + 8 + length])
+    for i in range(len(body) // 2, len(body) // 2 + 64):
+        body[i] ^= 0xFF
+    crc = struct.pack(">I", zlib.crc32(b"IDAT" + bytes(body)))
+    return data[: start + 8] + bytes(body) + crc + data[start + 12 + length :]
+
+
+def test_a_png_whose_pixel_data_is_corrupt_behind_valid_checksums_is_not_an_image(
+    inspector: PillowImageInspector,
+) -> None:
+    good = encode(Image.effect_noise((256, 256), 64).convert("RGB"), "PNG")
+    assert inspector.inspect(io.BytesIO(good)).content_type == "image/png"
+
+    with pytest.raises(NotAnImage, match="corrupt"):
+        inspector.inspect(io.BytesIO(png_with_broken_pixel_data(good)))
+
+
 def png_claiming(width: int, height: int) -> bytes:
     data = bytearray(encode(Image.new("RGB", (8, 8)), "PNG"))
     assert data[12:16] == b"IHDR"

@@ -7,6 +7,7 @@ standard library and Pillow.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ class Thumbnail:
     height: int
 
 
+PNG_INFLATE_STEP = 1024 * 1024  # bytes of pixels inflated (and dropped) at a time
+
+
 def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
     """(content_type, width, height as stored) of a JPEG, PNG or WebP that fully decodes."""
     stream.seek(0)
@@ -96,6 +100,7 @@ def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
         with Image.open(stream, formats=SUPPORTED) as im:
             if fmt == "PNG":
                 im.verify()  # every chunk's CRC through IEND, without inflating the pixels
+                _check_png_data(stream)
             elif fmt in ("JPEG", "MPO"):
                 im.draft("L", (1, 1))  # libjpeg still reads every scan, but at 1/8 scale
                 im.load()
@@ -104,6 +109,31 @@ def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
     except DECODE_ERRORS as e:
         raise InvalidImage(f"the file is not an image or is corrupt/truncated: {e}") from None
     return CONTENT_TYPES[fmt], width, height
+
+
+def _check_png_data(stream: BinaryIO) -> None:
+    """Inflate the IDAT stream in bounded steps, keeping nothing: valid CRCs around broken
+    deflate data would otherwise pass the upload and fail every render."""
+    stream.seek(8)  # past the signature, which Image.open already checked
+    inflater = zlib.decompressobj()
+    while header := stream.read(8):
+        if len(header) < 8:
+            break
+        length, kind = struct.unpack(">I4s", header)
+        if kind == b"IEND":
+            break
+        data = stream.read(length)
+        stream.seek(4, os.SEEK_CUR)  # the CRC, already checked by verify()
+        if kind != b"IDAT" or inflater.eof:
+            continue
+        try:
+            while data and not inflater.eof:
+                inflater.decompress(data, PNG_INFLATE_STEP)
+                data = inflater.unconsumed_tail
+        except zlib.error as e:
+            raise InvalidImage(f"the file is not an image or is corrupt: PNG data: {e}") from None
+    if not inflater.eof:
+        raise InvalidImage("the file is not an image or is corrupt: the PNG data is truncated")
 
 
 def _not_supported(stream: BinaryIO, error: Exception) -> Exception:
