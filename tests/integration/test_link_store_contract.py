@@ -14,7 +14,8 @@ import pytest
 import redis
 from sqlalchemy import Engine, delete, select
 
-from imagify.adapters.redis_links import RedisLinkStore, make_redis, token_hash
+from imagify.adapters.redis_links import RedisLinkStore, make_redis
+from imagify.adapters.security import token_hash
 from imagify.adapters.sql import SqlLinkStore, make_engine, upgrade
 from imagify.adapters.sql.tables import links as links_table
 from imagify.domain.errors import Unavailable

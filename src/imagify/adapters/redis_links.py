@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from imagify.adapters.security import token_hash
 from imagify.domain.errors import Unavailable
 from imagify.domain.model import ExpiringLink
 
@@ -26,10 +26,6 @@ def make_redis(url: str) -> redis.Redis:
         retry_on_timeout=True,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
     )
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class RedisLinkStore:

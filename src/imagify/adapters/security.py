@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 import argon2
@@ -54,3 +55,8 @@ class JwtTokenSigner:
             return int(claims["sub"])
         except (TypeError, ValueError):
             raise Unauthorized("the bearer token is invalid; log in again") from None
+
+
+def token_hash(token: str) -> str:
+    """What link stores keep instead of a link token: looked up by hash, never kept in clear."""
+    return hashlib.sha256(token.encode()).hexdigest()

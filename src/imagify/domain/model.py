@@ -12,8 +12,6 @@ MIN_LINK_SECONDS = 300
 MAX_LINK_SECONDS = 30000
 MIN_PASSWORD_LENGTH = 10
 
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-
 
 @dataclass
 class User:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from datetime import datetime
 
@@ -10,15 +9,12 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 
 from imagify.adapters.sql.tables import links
 from imagify.adapters.sql.unit_of_work import check_database, unreachable_as_unavailable
+from imagify.adapters.security import token_hash
 from imagify.domain.model import ExpiringLink
 
 # On about one resolve in this many, remove a small batch of expired rows.
 SWEEP_ONE_IN = 50
 SWEEP_BATCH = 100
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class SqlLinkStore:

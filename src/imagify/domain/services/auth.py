@@ -53,15 +53,15 @@ class AuthService:
             if uow.users.count_admins() > 0:
                 return None
             generated = None if password else secrets.token_urlsafe(15)
-            tiers = ["enterprise"] if uow.tiers.get("enterprise") is not None else []
-            user = User(None, FIRST_ADMIN, self._hasher.hash(password or generated or ""), True, tiers)
+            password_hash = self._hasher.hash(password or generated or "")
             existing = uow.users.get_by_username(FIRST_ADMIN)
             if existing is not None:
                 existing.is_admin = True
-                existing.password_hash = user.password_hash
+                existing.password_hash = password_hash
                 uow.users.save(existing)
             else:
-                uow.users.add(user)
+                tiers = ["enterprise"] if uow.tiers.get("enterprise") is not None else []
+                uow.users.add(User(None, FIRST_ADMIN, password_hash, True, tiers))
             uow.commit()
         return generated
 

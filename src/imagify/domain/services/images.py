@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import time
@@ -12,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
+from imagify.domain.cursors import decode_cursor_text, encode_cursor_text
 from imagify.domain.errors import (
     Conflict,
     DomainError,
@@ -58,17 +57,15 @@ def display_filename(name: str | None) -> str:
 
 
 def encode_cursor(image: Image) -> str:
-    raw = f"{image.created_at.isoformat()}|{image.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor_text(f"{image.created_at.isoformat()}|{image.id}")
 
 
 def decode_cursor(cursor: str) -> Cursor:
+    text = decode_cursor_text(cursor)
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        raw = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-        created_at, image_id = raw.split("|", 1)
+        created_at, image_id = text.split("|", 1)
         return Cursor(datetime.fromisoformat(created_at), image_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except ValueError:
         raise InvalidInput(
             "'cursor' is not valid: pass the next_cursor of a previous page unchanged"
         ) from None

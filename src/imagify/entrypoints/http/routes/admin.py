@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated
 
 import anyio
@@ -12,7 +10,7 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from imagify.domain.errors import InvalidInput
+from imagify.domain.cursors import decode_cursor_text, encode_cursor_text
 from imagify.domain.model import User
 from imagify.domain.services.admin import AdminService
 from imagify.entrypoints.http.deps import ADMIN, SECURITY
@@ -88,21 +86,6 @@ class TierController(Controller):
         admin.delete_tier(admin_user.username, name)
 
 
-def _encode(username: str) -> str:
-    return base64.urlsafe_b64encode(username.encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        username = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        username = ""
-    if not username:
-        raise InvalidInput("'cursor' is not valid: pass the next_cursor of a previous page")
-    return username
-
-
 class UserController(Controller):
     path = "/api/v1/admin/users"
     tags = ["admin"]
@@ -117,8 +100,8 @@ class UserController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="page size")] = 50,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> UserPage:
-        users, more = admin.list_users(_decode(cursor) if cursor else None, limit)
-        return UserPage([user_out(u) for u in users], _encode(users[-1].username) if more else None)
+        users, more = admin.list_users(decode_cursor_text(cursor) if cursor else None, limit)
+        return UserPage([user_out(u) for u in users], encode_cursor_text(users[-1].username) if more else None)
 
     @post("/", status_code=201, operation_class=json_body_operation(UserIn),
           responses=errors(400, 401, 403, 409), summary="Create a user")
