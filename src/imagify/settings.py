@@ -34,6 +34,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     presigned_url_seconds: int = 60
     login_max_failures: int = 5
     login_window_seconds: int = 300
+    read_cache: str = "on"
+    blob_cache_mb: int = 64
 
     @property
     def data_path(self) -> Path:
@@ -49,6 +51,7 @@ _INTS = {
     "presigned_url_seconds",
     "login_max_failures",
     "login_window_seconds",
+    "blob_cache_mb",
 }
 
 
@@ -98,6 +101,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
             f"{PREFIX}SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters "
             "(try: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
         )
+    if settings.read_cache not in ("on", "off"):
+        raise SettingsError(f"{PREFIX}READ_CACHE must be 'on' or 'off', got {settings.read_cache!r}")
+    if settings.blob_cache_mb < 0:
+        raise SettingsError(f"{PREFIX}BLOB_CACHE_MB must be 0 (off) or more")
     if settings.serve_mode not in ("proxy", "redirect"):
         raise SettingsError(f"{PREFIX}SERVE_MODE must be 'proxy' or 'redirect', got {settings.serve_mode!r}")
     if settings.serve_mode == "redirect" and not settings.storage_url.startswith("s3://"):

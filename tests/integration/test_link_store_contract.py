@@ -101,8 +101,8 @@ def closed_loopback_port() -> int:
 def test_a_live_link_resolves_to_its_image(links: LinkStore) -> None:
     added = link("img-1", 300)
     links.add(added)
-    assert links.resolve(added.token, now()) == "img-1"
-    assert links.resolve(added.token, added.expires_at - timedelta(seconds=1)) == "img-1"
+    assert links.resolve(added.token, now()).image_id == "img-1"
+    assert links.resolve(added.token, added.expires_at - timedelta(seconds=1)).image_id == "img-1"
 
 
 def test_a_link_is_dead_from_its_expiry_on(links: LinkStore) -> None:
@@ -125,7 +125,7 @@ def test_deleting_an_image_kills_all_its_links_and_no_others(links: LinkStore) -
         links.add(added)
     links.delete_for_image("img-1")
     assert [links.resolve(added.token, now()) for added in mine] == [None, None, None]
-    assert links.resolve(other.token, now()) == "img-2"
+    assert links.resolve(other.token, now()).image_id == "img-2"
     links.delete_for_image("img-1")  # idempotent
     links.delete_for_image("never-had-links")
 
@@ -156,7 +156,7 @@ def test_redis_expires_a_link_by_itself(redis_client: redis.Redis) -> None:
     time.sleep(max(0.0, (short.expires_at - now()).total_seconds()) + 0.1)
     assert redis_client.exists(short_key) == 0  # gone from Redis, not merely filtered out
     assert links.resolve(short.token, now()) is None
-    assert links.resolve(long.token, now()) == "img-1"
+    assert links.resolve(long.token, now()).image_id == "img-1"
     later = link("img-1", 300)
     links.add(later)  # prunes the index of the expired link
     index = {m.decode() for m in redis_client.zrange("imagify:image-links:img-1", 0, -1)}

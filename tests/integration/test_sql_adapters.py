@@ -367,13 +367,13 @@ def test_a_link_resolves_before_expiry_and_not_after_nor_once_its_image_is_delet
     store.check()
     store.add(ExpiringLink("the-token", "img1", T0 + timedelta(seconds=300)))
     store.add(ExpiringLink("other-token", "img2", T0 + timedelta(seconds=300)))
-    assert store.resolve("the-token", T0) == "img1"
-    assert store.resolve("the-token", T0 + timedelta(seconds=299, microseconds=999999)) == "img1"
+    assert store.resolve("the-token", T0).image_id == "img1"
+    assert store.resolve("the-token", T0 + timedelta(seconds=299, microseconds=999999)).image_id == "img1"
     assert store.resolve("the-token", T0 + timedelta(seconds=300)) is None
     assert store.resolve("unknown", T0) is None
     store.delete_for_image("img1")
     assert store.resolve("the-token", T0) is None
-    assert store.resolve("other-token", T0) == "img2"
+    assert store.resolve("other-token", T0).image_id == "img2"
 
 
 def test_the_link_store_keeps_only_a_hash_of_the_token(engine: Engine) -> None:

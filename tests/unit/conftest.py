@@ -6,12 +6,14 @@ from dataclasses import dataclass
 import pytest
 
 from imagify.domain.model import User
+from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from tests.unit.fakes import (
     FakeBlobStorage,
+    FakeChangeCounters,
     FakeClock,
     FakeHasher,
     FakeInspector,
@@ -35,6 +37,8 @@ class World:
     link_service: LinkService
     auth: AuthService
     admin: AdminService
+    counters: FakeChangeCounters
+    cache: ReadCache
 
     def user(self, name: str = "ann", *tiers: str, is_admin: bool = False) -> User:
         return self.admin.create_user("test", name, "a-long-password", tiers or ["basic"], is_admin)
@@ -52,14 +56,18 @@ def world() -> World:
     clock = FakeClock()
     ids = SequentialIds()
     hasher = FakeHasher()
+    counters = FakeChangeCounters()
+    cache = ReadCache(counters)
     return World(
         uow=uow,
         blobs=blobs,
         links=links,
         renderer=renderer,
         clock=clock,
-        images=ImageService(uow, blobs, links, renderer, FakeInspector(), FakeLocks(), clock, ids),
-        link_service=LinkService(uow, links, clock, ids),
-        auth=AuthService(uow, hasher, FakeSigner(), clock),
-        admin=AdminService(uow, hasher, blobs, links),
+        images=ImageService(uow, blobs, links, renderer, FakeInspector(), FakeLocks(), clock, ids, cache),
+        link_service=LinkService(uow, links, clock, ids, cache),
+        auth=AuthService(uow, hasher, FakeSigner(), clock, cache),
+        admin=AdminService(uow, hasher, blobs, links, cache),
+        counters=counters,
+        cache=cache,
     )

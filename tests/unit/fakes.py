@@ -236,9 +236,9 @@ class FakeLinkStore:
     def add(self, link: ExpiringLink) -> None:
         self.links[link.token] = link
 
-    def resolve(self, token: str, now: datetime) -> str | None:
+    def resolve(self, token: str, now: datetime) -> ExpiringLink | None:
         link = self.links.get(token)
-        return link.image_id if link and link.expires_at > now else None
+        return link if link and link.expires_at > now else None
 
     def delete_for_image(self, image_id: str) -> None:
         if self.down:
@@ -340,3 +340,24 @@ class FakeLocks:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             yield
+
+
+class FakeChangeCounters:
+    """Counters in a dict, as one machine's shared file would hold them; `down` makes them unreadable."""
+
+    local = True
+
+    def __init__(self) -> None:
+        self.values: dict[object, int] = {}
+        self.down = False
+
+    def stamp(self, owner_id: int) -> tuple[object, object] | None:
+        if self.down:
+            return None
+        return self.values.get("users", 0), self.values.get(owner_id, 0)
+
+    def users_changed(self) -> None:
+        self.values["users"] = self.values.get("users", 0) + 1
+
+    def images_changed(self, owner_id: int) -> None:
+        self.values[owner_id] = self.values.get(owner_id, 0) + 1

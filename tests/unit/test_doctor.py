@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from imagify.domain.model import ExpiringLink, Image, User
+from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.doctor import (
     MISSING_ORIGINAL,
@@ -19,6 +20,7 @@ from imagify.domain.services.doctor import (
 )
 from imagify.domain.services.images import ImageService
 from tests.unit.fakes import (
+    FakeChangeCounters,
     FakeBlobStorage,
     FakeClock,
     FakeHasher,
@@ -42,6 +44,7 @@ class Shop:
     images: ImageService
     doctor: DoctorService
     owner: User
+    cache: ReadCache
 
     def upload(self) -> Image:
         return self.images.upload(self.owner, "cat.jpg", io.BytesIO(b"IMG:pixels"), 10)
@@ -54,12 +57,13 @@ class Shop:
 def shop() -> Shop:
     uow, clock, links = FakeUnitOfWorkFactory(), FakeClock(), FakeLinkStore()
     blobs = FakeBlobStorage(clock)
+    cache = ReadCache(FakeChangeCounters())
     images = ImageService(
-        uow, blobs, links, FakeRenderer(blobs), FakeInspector(), FakeLocks(), clock, SequentialIds()
+        uow, blobs, links, FakeRenderer(blobs), FakeInspector(), FakeLocks(), clock, SequentialIds(), cache
     )
-    admin = AdminService(uow, FakeHasher(), blobs, links)
+    admin = AdminService(uow, FakeHasher(), blobs, links, cache)
     owner = admin.create_user("test", "ann", "a-long-password", ["premium"])
-    return Shop(uow, blobs, links, clock, images, DoctorService(uow, blobs, links, clock), owner)
+    return Shop(uow, blobs, links, clock, images, DoctorService(uow, blobs, links, clock, cache), owner, cache)
 
 
 def test_a_consistent_store_is_clean(shop: Shop) -> None:
@@ -126,7 +130,7 @@ def test_an_image_whose_original_is_gone_is_reported_then_removed_with_its_thumb
     assert set(shop.uow.store.images) == {fine.id}
     assert [key for key in shop.uow.store.renditions] == [(fine.id, 200)]
     assert shop.links.resolve(f"tok-{lost.id}", shop.clock.now()) is None
-    assert shop.links.resolve(f"tok-{fine.id}", shop.clock.now()) == fine.id
+    assert shop.links.resolve(f"tok-{fine.id}", shop.clock.now()).image_id == fine.id
     assert not any(key.startswith(f"thumbnails/{lost.id}/") for key in shop.blobs.blobs)
 
 
@@ -180,7 +184,7 @@ def test_an_image_deleted_while_the_doctor_looks_is_not_a_finding(shop: Shop) ->
 
     racing = DeletedMeanwhile(shop.clock)
     racing.blobs, racing.written = blobs.blobs, blobs.written
-    doctor = DoctorService(shop.uow, racing, shop.links, shop.clock)
+    doctor = DoctorService(shop.uow, racing, shop.links, shop.clock, shop.cache)
     # The listing happened before the delete; the row pass sees the row, the blob gone.
     racing.blobs.pop(image.storage_key)
     assert doctor.examine(fix=True, min_age=timedelta(0)).findings == []

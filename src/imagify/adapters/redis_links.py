@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -54,7 +54,7 @@ class RedisLinkStore:
             pipe.pexpireat(index, expires_ms, gt=True)
             pipe.execute()
 
-    def resolve(self, token: str, now: datetime) -> str | None:
+    def resolve(self, token: str, now: datetime) -> ExpiringLink | None:
         with _unreachable_as_unavailable():
             value = self._redis.get(self._link(token_hash(token)))
         if value is None:
@@ -62,7 +62,9 @@ class RedisLinkStore:
         # Redis expires the key; the stored expiry also holds the link to the caller's clock.
         text = value.decode() if isinstance(value, bytes) else value
         image_id, _, expires_ms = text.rpartition(" ")
-        return image_id if int(expires_ms) > now.timestamp() * 1000 else None
+        if int(expires_ms) <= now.timestamp() * 1000:
+            return None
+        return ExpiringLink(token, image_id, datetime.fromtimestamp(int(expires_ms) / 1000, UTC))
 
     def delete_for_image(self, image_id: str) -> None:
         index = self._index(image_id)

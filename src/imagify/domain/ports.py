@@ -109,8 +109,8 @@ class BlobStorage(Protocol):
 
 class LinkStore(Protocol):
     def add(self, link: ExpiringLink) -> None: ...
-    def resolve(self, token: str, now: datetime) -> str | None:
-        """The image id of a live link, or None when unknown or expired."""
+    def resolve(self, token: str, now: datetime) -> ExpiringLink | None:
+        """The live link behind `token`, or None when unknown or expired."""
 
     def delete_for_image(self, image_id: str) -> None: ...
     def check(self) -> None: ...
@@ -166,3 +166,22 @@ class LoginThrottle(Protocol):
 
     def reset(self, key: str) -> None:
         """Forget every failure counted against `key` (a username that just logged in)."""
+
+
+Stamp = tuple[object, object]
+
+
+class ChangeCounters(Protocol):
+    """Counters every process shares, changed after each committed write, so that a
+    process's read cache can tell an entry went stale before it serves it.
+
+    Two scopes: users and tiers (anything that moves a permission), and each owner's
+    images. A stamp is both values as read now; None means they cannot be read, and
+    then nothing cached may be trusted.
+    """
+
+    local: bool  # True when reading a stamp does no network I/O (fine on an event loop)
+
+    def stamp(self, owner_id: int) -> Stamp | None: ...
+    def users_changed(self) -> None: ...
+    def images_changed(self, owner_id: int) -> None: ...

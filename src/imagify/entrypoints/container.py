@@ -9,8 +9,10 @@ from urllib.parse import urlparse
 
 import redis
 from dependency_injector import containers, providers
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
+from imagify.adapters.blob_cache import CachedBlobStorage
+from imagify.adapters.change_counters import MappedChangeCounters, NoChangeCounters, RedisChangeCounters
 from imagify.adapters.lambda_renderer import LambdaRenderer, make_lambda_client
 from imagify.adapters.local_storage import LocalFolderBlobStorage
 from imagify.adapters.memory_throttle import MemoryLoginThrottle
@@ -27,7 +29,8 @@ from imagify.adapters.sql import (
     make_engine,
 )
 from imagify.adapters.system import LocalLockManager, SecretsIdGenerator, SystemClock
-from imagify.domain.ports import BlobStorage, LinkStore, LockManager, LoginThrottle, Renderer
+from imagify.domain.ports import BlobStorage, ChangeCounters, LinkStore, LockManager, LoginThrottle, Renderer
+from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
 from imagify.domain.services.doctor import DoctorService
@@ -86,6 +89,26 @@ def build_renderer(settings: Settings, blobs: BlobStorage) -> Renderer:
     return PillowRenderer(blobs, settings.render_workers, settings.render_timeout_seconds)
 
 
+def build_change_counters(settings: Settings, redis_client: redis.Redis | None) -> ChangeCounters:
+    """What keeps every process's read cache true: Redis across machines, a shared file on one."""
+    if settings.read_cache == "off":
+        return NoChangeCounters()
+    if redis_client is not None:
+        return RedisChangeCounters(redis_client)
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        return MappedChangeCounters(settings.data_path / "change-counters")
+    # A shared database but no shared counters: another machine's change would go unseen.
+    log.info("read cache off: a non-SQLite database without IMAGIFY_REDIS_URL has no shared change counters")
+    return NoChangeCounters()
+
+
+def build_image_blobs(settings: Settings, blobs: BlobStorage) -> BlobStorage:
+    """Small blobs (thumbnails, small originals) kept in memory after their first read."""
+    if settings.blob_cache_mb == 0:
+        return blobs
+    return CachedBlobStorage(blobs, settings.blob_cache_mb * 1024 * 1024)
+
+
 def build_login_throttle(settings: Settings, redis_client: redis.Redis | None) -> LoginThrottle:
     """Counters shared through Redis in cloud mode (memory if it fails); memory on one machine."""
     memory = MemoryLoginThrottle(settings.login_max_failures, settings.login_window_seconds)
@@ -119,13 +142,17 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda s: timedelta(seconds=s.token_ttl_seconds), settings),
     )
 
+    change_counters = providers.Singleton(build_change_counters, settings, redis)
+    read_cache = providers.Singleton(ReadCache, change_counters)
+    image_blobs = providers.Singleton(build_image_blobs, settings, blobs)
+
     images = providers.Singleton(
-        ImageService, uow, blobs, links, metered_renderer, inspector, locks, clock, ids
+        ImageService, uow, image_blobs, links, metered_renderer, inspector, locks, clock, ids, read_cache
     )
-    link_service = providers.Singleton(LinkService, uow, links, clock, ids)
-    auth = providers.Singleton(AuthService, uow, hasher, signer, clock)
-    admin = providers.Singleton(AdminService, uow, hasher, blobs, links)
-    doctor = providers.Factory(DoctorService, uow, blobs, links, clock)
+    link_service = providers.Singleton(LinkService, uow, links, clock, ids, read_cache)
+    auth = providers.Singleton(AuthService, uow, hasher, signer, clock, read_cache)
+    admin = providers.Singleton(AdminService, uow, hasher, blobs, links, read_cache)
+    doctor = providers.Factory(DoctorService, uow, blobs, links, clock, read_cache)
     login_throttle = providers.Singleton(build_login_throttle, settings, redis)
 
 

@@ -31,15 +31,15 @@ class SqlLinkStore:
                 )
             )
 
-    def resolve(self, token: str, now: datetime) -> str | None:
-        query = select(links.c.image_id).where(
+    def resolve(self, token: str, now: datetime) -> ExpiringLink | None:
+        query = select(links.c.image_id, links.c.expires_at).where(
             links.c.token_hash == token_hash(token), links.c.expires_at > now
         )
         with unreachable_as_unavailable(), self._engine.begin() as connection:
-            image_id: str | None = connection.execute(query).scalar_one_or_none()
+            row = connection.execute(query).one_or_none()
             if random.randrange(SWEEP_ONE_IN) == 0:
                 _sweep(connection, now)
-        return image_id
+        return None if row is None else ExpiringLink(token, row.image_id, row.expires_at)
 
     def delete_for_image(self, image_id: str) -> None:
         with unreachable_as_unavailable(), self._engine.begin() as connection:

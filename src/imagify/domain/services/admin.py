@@ -9,6 +9,7 @@ from imagify.domain.errors import Conflict, InvalidInput, NotFound
 from imagify.domain.model import User, check_password, check_username
 from imagify.domain.permissions import Permissions, Tier, check_tier_name
 from imagify.domain.ports import BlobStorage, LinkStore, PasswordHasher, UnitOfWork, UnitOfWorkFactory
+from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.images import delete_images
 
 audit = logging.getLogger("imagify.audit")
@@ -23,11 +24,13 @@ class AdminService:
         hasher: PasswordHasher,
         blobs: BlobStorage,
         links: LinkStore,
+        cache: ReadCache,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._blobs = blobs
         self._links = links
+        self._cache = cache  # told of every change, so permissions apply on the next request
 
     # Tiers
 
@@ -46,6 +49,7 @@ class AdminService:
                 raise Conflict(f"a tier named {name!r} already exists")
             uow.tiers.add(tier)
             uow.commit()
+            self._cache.users_changed()
         _audit(actor, "tier.create", name, permissions=tier.permissions.sorted())
         return tier
 
@@ -55,6 +59,7 @@ class AdminService:
             _tier(uow, name)
             uow.tiers.save(tier)
             uow.commit()
+            self._cache.users_changed()
         _audit(actor, "tier.update", name, permissions=tier.permissions.sorted())
         return tier
 
@@ -75,6 +80,7 @@ class AdminService:
             tier = Tier(name, Permissions((base.codenames | added.codenames) - removed.codenames))
             uow.tiers.save(tier)
             uow.commit()
+            self._cache.users_changed()
         _audit(actor, "tier.update", name, permissions=tier.permissions.sorted())
         return tier
 
@@ -89,6 +95,7 @@ class AdminService:
                 )
             uow.tiers.delete(name)
             uow.commit()
+            self._cache.users_changed()
         _audit(actor, "tier.delete", name)
 
     # Users
@@ -119,6 +126,7 @@ class AdminService:
                 raise Conflict(f"a user named {username!r} already exists")
             uow.users.add(User(None, username, self._hasher.hash(password), is_admin, tier_names))
             uow.commit()
+            self._cache.users_changed()
             user = _user(uow, username)
         _audit(actor, "user.create", username, tiers=tier_names, is_admin=is_admin)
         return user
@@ -149,6 +157,7 @@ class AdminService:
                 changed["is_admin"] = is_admin
             uow.users.save(user)
             uow.commit()
+            self._cache.users_changed()
             user = _user(uow, username)
         _audit(actor, "user.update", username, **changed)
         return user
@@ -160,10 +169,11 @@ class AdminService:
             user = _user(uow, username)
             assert user.id is not None
             image_ids = uow.images.ids_owned(user.id)
-        delete_images(self._uow, self._blobs, self._links, image_ids)
+        delete_images(self._uow, self._blobs, self._links, image_ids, self._cache)
         with self._uow() as uow:
             uow.users.delete(user.id)
             uow.commit()
+            self._cache.users_changed()
         _audit(actor, "user.delete", username, images=len(image_ids))
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from imagify.domain.errors import Unauthorized
 from imagify.domain.model import User
 from imagify.domain.ports import Clock, PasswordHasher, TokenSigner, UnitOfWorkFactory
+from imagify.domain.read_cache import ReadCache
 
 FIRST_ADMIN = "admin"
 
@@ -19,12 +20,19 @@ class AuthService:
         hasher: PasswordHasher,
         signer: TokenSigner,
         clock: Clock,
+        cache: ReadCache,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._signer = signer
         self._clock = clock
+        self._cache = cache
         self._decoy_hash: str | None = None
+
+    @property
+    def reads_inline(self) -> bool:
+        """True when authenticate() does no network I/O (its misses read the database)."""
+        return self._cache.local
 
     def issue_token(self, username: str, password: str) -> tuple[str, datetime]:
         with self._uow() as uow:
@@ -41,8 +49,12 @@ class AuthService:
     def authenticate(self, token: str) -> User:
         """The token's user with permissions as they are now, not as when it was issued."""
         user_id = self._signer.read(token, self._clock.now())
-        with self._uow() as uow:
-            user = uow.users.get(user_id)
+
+        def load() -> User | None:
+            with self._uow() as uow:
+                return uow.users.get(user_id)
+
+        user = self._cache.fetch(("user", user_id), user_id, load)
         if user is None:
             raise Unauthorized("the user of this token no longer exists; log in again")
         return user
@@ -63,6 +75,7 @@ class AuthService:
                 tiers = ["enterprise"] if uow.tiers.get("enterprise") is not None else []
                 uow.users.add(User(None, FIRST_ADMIN, password_hash, True, tiers))
             uow.commit()
+        self._cache.users_changed()
         return generated
 
     def _decoy(self) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from imagify.domain.model import Image, Rendition
 from imagify.domain.ports import BlobStorage, Clock, LinkStore, UnitOfWorkFactory
+from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.images import delete_images
 
 log = logging.getLogger(__name__)
@@ -70,12 +71,18 @@ class Report:
 
 class DoctorService:
     def __init__(
-        self, uow: UnitOfWorkFactory, blobs: BlobStorage, links: LinkStore, clock: Clock
+        self,
+        uow: UnitOfWorkFactory,
+        blobs: BlobStorage,
+        links: LinkStore,
+        clock: Clock,
+        cache: ReadCache,
     ) -> None:
         self._uow = uow
         self._blobs = blobs
         self._links = links
         self._clock = clock
+        self._cache = cache
 
     def examine(
         self,
@@ -156,7 +163,7 @@ class DoctorService:
         )
         if not fix:
             return Finding(MISSING_ORIGINAL, image.storage_key, detail)
-        delete_images(self._uow, self._blobs, self._links, [image.id])
+        delete_images(self._uow, self._blobs, self._links, [image.id], self._cache)
         return Finding(
             MISSING_ORIGINAL,
             image.storage_key,
@@ -178,6 +185,7 @@ class DoctorService:
             for other in kept:
                 uow.renditions.add(other)
             uow.commit()
+        self._cache.users_changed()  # drops every process's cached thumbnail records
         return Finding(
             MISSING_THUMBNAIL,
             rendition.storage_key,
@@ -215,6 +223,7 @@ class DoctorService:
                     # A render that finished as its image was deleted may have left a row too.
                     uow.renditions.delete_for(image_id)
                     uow.commit()
+                    self._cache.users_changed()
         self._blobs.delete(key)
         return Finding(ORPHANED_BLOB, key, f"{detail}; deleted it", fixed=True)
 

@@ -33,9 +33,9 @@ from imagify.domain.ports import (
     LockManager,
     Renderer,
     StoredBlob,
-    UnitOfWork,
     UnitOfWorkFactory,
 )
+from imagify.domain.read_cache import ReadCache
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class ImageService:
         locks: LockManager,
         clock: Clock,
         ids: IdGenerator,
+        cache: ReadCache,
     ) -> None:
         self._uow = uow
         self._blobs = blobs
@@ -109,6 +110,12 @@ class ImageService:
         self._locks = locks
         self._clock = clock
         self._ids = ids
+        self._cache = cache
+
+    @property
+    def reads_inline(self) -> bool:
+        """True when the known_* lookups do no network I/O (they may run on an event loop)."""
+        return self._cache.local
 
     def upload(self, owner: User, filename: str | None, stream: BinaryIO, size: int) -> Image:
         """Check the upload is a supported image, store the bytes, then record it."""
@@ -137,38 +144,42 @@ class ImageService:
         except BaseException:
             self._delete_blobs([image.storage_key])
             raise
+        self._cache.images_changed(image.owner_id)
         return image
 
     def list(self, owner: User, cursor: str | None, limit: int) -> Page:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"'limit' must be between 1 and {MAX_PAGE}, got {limit}")
+        key = self._page_key(owner, cursor, limit)
         after = decode_cursor(cursor) if cursor else None
-        with self._uow() as uow:
-            items = uow.images.list_owned(_user_id(owner), after, limit + 1)
-        more = len(items) > limit
-        items = items[:limit]
-        return Page(items, encode_cursor(items[-1]) if more else None)
+
+        def load() -> Page:
+            with self._uow() as uow:
+                items = uow.images.list_owned(owner_id, after, limit + 1)
+            more = len(items) > limit
+            items = items[:limit]
+            return Page(items, encode_cursor(items[-1]) if more else None)
+
+        owner_id = _user_id(owner)
+        page = self._cache.fetch(key, owner_id, load)
+        assert page is not None
+        return page
+
+    def known_page(self, owner: User, cursor: str | None, limit: int) -> Page | None:
+        """The page from memory, or None when it needs the database."""
+        return self._cache.get(self._page_key(owner, cursor, limit))  # type: ignore[return-value]
 
     def get(self, owner: User, image_id: str) -> Image:
-        with self._uow() as uow:
-            return self._owned(uow, owner, image_id)
+        return self._owned(owner, image_id)
 
     def delete(self, owner: User, image_id: str) -> None:
-        with self._uow() as uow:
-            self._owned(uow, owner, image_id)
-        delete_images(self._uow, self._blobs, self._links, [image_id])
+        self._owned(owner, image_id)
+        delete_images(self._uow, self._blobs, self._links, [image_id], self._cache)
 
     def thumbnail(self, owner: User, image_id: str, height: int) -> Rendition:
         """The stored thumbnail, rendered once on first access."""
         height = ThumbnailHeight(height).value
-        with self._uow() as uow:
-            image = self._owned(uow, owner, image_id)
-            if not owner.permissions.may_see_thumbnail(height):
-                allowed = ", ".join(str(h) for h in owner.permissions.thumbnail_heights) or "none"
-                raise Forbidden(
-                    f"your tiers do not include {height}px thumbnails (allowed heights: {allowed})"
-                )
-            rendition = uow.renditions.get(image_id, height)
+        image = self._owned(owner, image_id)
+        _check_thumbnail_permission(owner, height)
+        rendition = self._stored_rendition(owner, image_id, height)
         if rendition is not None:
             return rendition
         with self._locks.hold(f"render:{image_id}:{height}"):
@@ -229,28 +240,92 @@ class ImageService:
             raise
         return rendition
 
+    def known_thumbnail(self, owner: User, image_id: str, height: int) -> Rendition | None:
+        """The stored thumbnail from memory, or None when it needs the database or a render.
+
+        Raises as thumbnail() does for what memory can already tell (another's image,
+        a height the owner's tiers do not grant).
+        """
+        height = ThumbnailHeight(height).value
+        image = self._known_owned(owner, image_id)
+        if image is None:
+            return None
+        _check_thumbnail_permission(owner, height)
+        return self._cache.get(("rendition", image_id, height))  # type: ignore[return-value]
+
     def original(self, owner: User, image_id: str) -> Image:
-        with self._uow() as uow:
-            image = self._owned(uow, owner, image_id)
-        if not owner.permissions.original_access:
-            raise Forbidden("your tiers do not include access to original images")
+        image = self._owned(owner, image_id)
+        _check_original_permission(owner)
+        return image
+
+    def known_original(self, owner: User, image_id: str) -> Image | None:
+        """The original's record from memory, or None when it needs the database."""
+        image = self._known_owned(owner, image_id)
+        if image is not None:
+            _check_original_permission(owner)
         return image
 
     def open(self, key: str) -> StoredBlob:
         return self._blobs.open(key)
 
-    def _owned(self, uow: UnitOfWork, owner: User, image_id: str) -> Image:
-        image = uow.images.get(image_id)
-        if image is None or image.owner_id != owner.id:
+    def known_blob(self, key: str) -> StoredBlob | None:
+        """The blob from memory (small blobs are kept after their first read), else None."""
+        cached = getattr(self._blobs, "cached", None)
+        return cached(key) if cached is not None else None
+
+    def _owned(self, owner: User, image_id: str) -> Image:
+        owner_id = _user_id(owner)
+
+        def load() -> Image | None:
+            with self._uow() as uow:
+                image = uow.images.get(image_id)
+            return image if image is not None and image.owner_id == owner_id else None
+
+        image = self._cache.fetch(("image", image_id), owner_id, load)
+        if image is None or image.owner_id != owner_id:
             raise NotFound(f"no image with id {image_id!r}")
         return image
+
+    def _known_owned(self, owner: User, image_id: str) -> Image | None:
+        image: Image | None = self._cache.get(("image", image_id))  # type: ignore[assignment]
+        if image is not None and image.owner_id != owner.id:
+            raise NotFound(f"no image with id {image_id!r}")
+        return image
+
+    def _stored_rendition(self, owner: User, image_id: str, height: int) -> Rendition | None:
+        def load() -> Rendition | None:
+            with self._uow() as uow:
+                return uow.renditions.get(image_id, height)
+
+        return self._cache.fetch(("rendition", image_id, height), _user_id(owner), load)
+
+    @staticmethod
+    def _page_key(owner: User, cursor: str | None, limit: int) -> tuple[object, ...]:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"'limit' must be between 1 and {MAX_PAGE}, got {limit}")
+        return ("page", _user_id(owner), cursor, limit)
 
     def _delete_blobs(self, keys: list[str]) -> None:
         _delete_blobs(self._blobs, keys)
 
 
+def _check_thumbnail_permission(owner: User, height: int) -> None:
+    if not owner.permissions.may_see_thumbnail(height):
+        allowed = ", ".join(str(h) for h in owner.permissions.thumbnail_heights) or "none"
+        raise Forbidden(f"your tiers do not include {height}px thumbnails (allowed heights: {allowed})")
+
+
+def _check_original_permission(owner: User) -> None:
+    if not owner.permissions.original_access:
+        raise Forbidden("your tiers do not include access to original images")
+
+
 def delete_images(
-    uow_factory: UnitOfWorkFactory, blobs: BlobStorage, links: LinkStore, image_ids: list[str]
+    uow_factory: UnitOfWorkFactory,
+    blobs: BlobStorage,
+    links: LinkStore,
+    image_ids: list[str],
+    cache: ReadCache,
 ) -> None:
     """Kill the links first, then the rows, then the bytes: a failure leaves no live link."""
     for image_id in image_ids:
@@ -268,6 +343,7 @@ def delete_images(
             uow.renditions.delete_for(image_id)
             uow.images.delete(image_id)
             uow.commit()
+        cache.images_changed(image.owner_id)
         _delete_blobs(blobs, keys)
 
 

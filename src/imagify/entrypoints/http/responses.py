@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import anyio
 from litestar import Request, Response
 from litestar.openapi import ResponseSpec
 from litestar.response import Stream
 
+from imagify.domain.model import Image
 from imagify.domain.ports import StoredBlob
+from imagify.domain.services.images import ImageService
 from imagify.entrypoints.http.errors import error_response
 from imagify.entrypoints.http.schemas import ErrorOut
 
@@ -169,3 +173,21 @@ def _window(stream: BinaryIO, start: int, length: int) -> Iterator[bytes]:
             yield chunk
     finally:
         stream.close()
+
+
+async def read_all(blob: StoredBlob) -> bytes:
+    if isinstance(blob.stream, io.BytesIO):
+        return blob.read_all()  # in memory: no thread needed
+    return await anyio.to_thread.run_sync(blob.read_all)
+
+
+async def original_response(request: Request, images: ImageService, image: Image, cache: str) -> Response | Stream:
+    """The original (or the Range asked for): from memory on the event loop, else read in a thread."""
+    blob = images.known_blob(image.storage_key)
+    if blob is not None:
+        return blob_response(request, blob, image.etag, cache, image.content_type)
+
+    def read() -> Response | Stream:
+        return blob_response(request, images.open(image.storage_key), image.etag, cache, image.content_type)
+
+    return await anyio.to_thread.run_sync(read)

@@ -7,8 +7,7 @@ from typing import Annotated
 import anyio
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
@@ -16,14 +15,15 @@ from imagify.domain.errors import InvalidInput
 from imagify.domain.model import User
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
-from imagify.entrypoints.http.deps import SECURITY, USER, base_url
+from imagify.entrypoints.http.deps import SECURITY, USER, base_url, root
 from imagify.entrypoints.http.openapi_docs import LinkOperation, UploadOperation, errors, image_bytes_operation
 from imagify.entrypoints.http.responses import (
     RANGE_ERROR,
-    blob_response,
     bytes_response,
     not_modified,
     not_modified_response,
+    original_response,
+    read_all,
     redirect_response,
 )
 from imagify.entrypoints.http.schemas import ImageOut, ImagePage, LinkIn, LinkOut, image_out
@@ -47,11 +47,14 @@ class Redirects:
         return self._blobs.presigned_url(key, self._seconds)  # type: ignore[attr-defined,no-any-return]
 
 
-def provide_redirects(state: State) -> Redirects:
-    container = state.container
+PROXY = Redirects(None, 0)
+
+
+def redirects_of(request: Request) -> Redirects:
+    container = root(request)
     settings: Settings = container.settings()
     if settings.serve_mode != "redirect":
-        return Redirects(None, 0)
+        return PROXY
     # Settings allow redirect mode with S3 storage only, which presigns.
     return Redirects(container.blobs(), settings.presigned_url_seconds)
 
@@ -60,7 +63,7 @@ class ImageController(Controller):
     path = "/api/v1/images"
     tags = ["images"]
     security = SECURITY
-    dependencies = {**USER, "redirects": Provide(provide_redirects, sync_to_thread=False)}
+    dependencies = USER
 
     @post(
         "/",
@@ -81,17 +84,19 @@ class ImageController(Controller):
             upload.file.close()
         return image_out(image, user, base_url(request, settings))
 
-    @get("/", sync_to_thread=True, responses=errors(400, 401), summary="Your images, newest first")
-    def list_images(
+    @get("/", responses=errors(400, 401), summary="Your images, newest first")
+    async def list_images(
         self,
         request: Request,
         user: NamedDependency[User],
-        images: NamedDependency[ImageService],
-        settings: NamedDependency[Settings],
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="page size")] = 20,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> ImagePage:
-        page = images.list(user, cursor, limit)
+        services = root(request)
+        images, settings = services.images(), services.settings()
+        page = images.known_page(user, cursor, limit) if images.reads_inline else None
+        if page is None:
+            page = await anyio.to_thread.run_sync(images.list, user, cursor, limit)
         base = base_url(request, settings)
         return ImagePage([image_out(i, user, base) for i in page.items], page.next_cursor)
 
@@ -108,47 +113,47 @@ class ImageController(Controller):
 
     @get(
         "/{image_id:str}/thumbnails/{height:str}",
-        sync_to_thread=True,
         operation_class=image_bytes_operation(redirects=True),
         responses=errors(400, 401, 403, 404, 502, 503),
         summary="A thumbnail, rendered on first access (a 302 to S3 in redirect mode)",
     )
-    def thumbnail(
-        self,
-        request: Request,
-        user: NamedDependency[User],
-        images: NamedDependency[ImageService],
-        redirects: NamedDependency[Redirects],
-        image_id: FromPath[str],
-        height: FromPath[str],
+    async def thumbnail(
+        self, request: Request, user: NamedDependency[User], image_id: FromPath[str], height: FromPath[str]
     ) -> Response:
         if not height.isdigit():  # a path segment: say what is wrong instead of a bare 404
             raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height!r}")
-        rendition = images.thumbnail(user, image_id, int(height))
+        images, redirects = root(request).images(), redirects_of(request)
+        # From memory on the event loop when it can be (no I/O), else in a worker thread.
+        rendition = images.known_thumbnail(user, image_id, int(height)) if images.reads_inline else None
+        if rendition is None:
+            rendition = await anyio.to_thread.run_sync(images.thumbnail, user, image_id, int(height))
         if not_modified(request, rendition.etag):
             return not_modified_response(rendition.etag, THUMBNAIL_CACHE)
         if location := redirects.location(rendition.storage_key):
             return redirect_response(location)
-        data = images.open(rendition.storage_key).read_all()
+        key = rendition.storage_key
+        blob = images.known_blob(key) or await anyio.to_thread.run_sync(images.open, key)
+        data = await read_all(blob)
         return bytes_response(data, rendition.etag, THUMBNAIL_CACHE, rendition.content_type)
 
     @get(
         "/{image_id:str}/original",
-        sync_to_thread=True,
         operation_class=image_bytes_operation(ranges=True, redirects=True),
         responses={**errors(401, 403, 404, 503), **RANGE_ERROR},
         summary="The original bytes; a Range header gets 206 (a 302 to S3 in redirect mode)",
     )
-    def original(
-        self, request: Request, user: NamedDependency[User], images: NamedDependency[ImageService], redirects: NamedDependency[Redirects], image_id: FromPath[str]
+    async def original(
+        self, request: Request, user: NamedDependency[User], image_id: FromPath[str]
     ) -> Response | Stream:
-        image = images.original(user, image_id)
+        images, redirects = root(request).images(), redirects_of(request)
+        image = images.known_original(user, image_id) if images.reads_inline else None
+        if image is None:
+            image = await anyio.to_thread.run_sync(images.original, user, image_id)
         if not_modified(request, image.etag):
             return not_modified_response(image.etag, ORIGINAL_CACHE)
         if location := redirects.location(image.storage_key):
             return redirect_response(location)  # S3 answers Range itself
-        blob = images.open(image.storage_key)
-        return blob_response(request, blob, image.etag, ORIGINAL_CACHE, image.content_type)
+        return await original_response(request, images, image, ORIGINAL_CACHE)
 
     @post(
         "/{image_id:str}/expiring-links",
@@ -167,3 +172,4 @@ class ImageController(Controller):
             raise InvalidInput(f'send JSON {{"seconds": <integer 300..30000>}}: {error}') from None
         link = await anyio.to_thread.run_sync(links.create, user, image_id, body.seconds)
         return LinkOut(f"{base_url(request, settings)}/l/{link.token}", link.token, link.expires_at)
+

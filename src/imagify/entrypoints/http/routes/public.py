@@ -14,16 +14,14 @@ from imagify.domain.errors import DomainError, InvalidInput
 from imagify.domain.model import User
 from imagify.domain.ports import LoginThrottle
 from imagify.domain.services.auth import AuthService
-from imagify.domain.services.images import ImageService
-from imagify.domain.services.links import LinkService
-from imagify.entrypoints.http.deps import SECURITY, USER
+from imagify.entrypoints.http.deps import SECURITY, USER, root
 from imagify.entrypoints.http.errors import error_response
 from imagify.entrypoints.http.openapi_docs import TokenOperation, errors, image_bytes_operation
 from imagify.entrypoints.http.responses import (
     RANGE_ERROR,
-    blob_response,
     not_modified,
     not_modified_response,
+    original_response,
 )
 from imagify.entrypoints.http.schemas import MeOut, TokenIn, TokenOut, me_out
 from imagify.entrypoints.http.throttle import TOO_MANY, client_address, throttled_login
@@ -83,20 +81,23 @@ def me(user: NamedDependency[User]) -> MeOut:
 
 @get(
     "/l/{token:str}",
-    sync_to_thread=True,
     tags=["links"],
     operation_class=image_bytes_operation(ranges=True),
     responses={**errors(404), **RANGE_ERROR},
     summary="The original behind an expiring link; a Range header gets 206",
 )
-def follow_link(request: Request, token: FromPath[str], links: NamedDependency[LinkService], images: NamedDependency[ImageService]) -> Response | Stream:
+async def follow_link(request: Request, token: FromPath[str]) -> Response | Stream:
+    services = root(request)
+    links, images = services.link_service(), services.images()
     # Always proxied, also in redirect mode: a presigned URL would outlive the link's expiry
     # (and a deletion of the image) by up to its own lifetime.
-    image = links.resolve(token)
+    image = links.known(token) if images.reads_inline else None
+    if image is None:
+        image = await anyio.to_thread.run_sync(links.resolve, token)
     cache = "private, no-cache"  # revalidate each time, so an expired link stops working
     if not_modified(request, image.etag):
         return not_modified_response(image.etag, cache)
-    return blob_response(request, images.open(image.storage_key), image.etag, cache, image.content_type)
+    return await original_response(request, images, image, cache)
 
 
 @get("/health/live", sync_to_thread=False, tags=["health"], summary="The process is up")

@@ -1,0 +1,128 @@
+"""Change counters (ports.ChangeCounters): a memory-mapped file on one machine, Redis across machines.
+
+A counter's value means nothing but "changed": a reader keeps the one it saw and compares.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import threading
+from pathlib import Path
+
+import redis
+
+from imagify.domain.ports import Stamp
+
+log = logging.getLogger(__name__)
+
+WIDTH = 8  # bytes per counter
+
+
+class MappedChangeCounters:
+    """Counters in a small file that every process on this machine maps into memory.
+
+    Reading a stamp is two 8-byte slices of shared memory: no system call, no lock. A
+    writer stores fresh random bytes instead of incrementing, so no lock is needed there
+    either (a repeat of an older value has odds of 2**-64). Owners share `slots` counters
+    by id: two owners on one slot only invalidate each other's entries more often.
+    """
+
+    local = True
+
+    def __init__(self, path: Path, slots: int = 4096) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._slots = slots
+        size = WIDTH * (1 + slots)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < size:
+                os.ftruncate(fd, size)  # zero-filled; racing creators agree on the size
+            self._map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+
+    def stamp(self, owner_id: int) -> Stamp:
+        at = WIDTH * (1 + owner_id % self._slots)
+        return self._map[0:WIDTH], self._map[at : at + WIDTH]
+
+    def users_changed(self) -> None:
+        self._map[0:WIDTH] = os.urandom(WIDTH)
+
+    def images_changed(self, owner_id: int) -> None:
+        at = WIDTH * (1 + owner_id % self._slots)
+        self._map[at : at + WIDTH] = os.urandom(WIDTH)
+
+    def close(self) -> None:
+        self._map.close()
+
+
+class RedisChangeCounters:
+    """`{prefix}changes:users` and `{prefix}changes:owner:{id}`, read together with one MGET.
+
+    When Redis cannot be reached a stamp is None (callers then trust no cached entry). A
+    change that could not be published is kept and published on this process's next good
+    round trip, so it is late rather than lost.
+    """
+
+    local = False
+
+    def __init__(self, client: redis.Redis, prefix: str = "imagify:") -> None:
+        self._redis = client
+        self._users = f"{prefix}changes:users"
+        self._owner = f"{prefix}changes:owner:"
+        self._unpublished: set[str] = set()
+        self._guard = threading.Lock()
+
+    def stamp(self, owner_id: int) -> Stamp | None:
+        try:
+            if self._unpublished:
+                self._publish()
+            users, owner = self._redis.mget(self._users, f"{self._owner}{owner_id}")
+        except redis.RedisError as error:
+            log.warning("change counters unreadable, serving without the read cache: %s", error)
+            return None
+        return users, owner
+
+    def users_changed(self) -> None:
+        self._changed(self._users)
+
+    def images_changed(self, owner_id: int) -> None:
+        self._changed(f"{self._owner}{owner_id}")
+
+    def _changed(self, key: str) -> None:
+        with self._guard:
+            self._unpublished.add(key)
+        try:
+            self._publish()
+        except redis.RedisError as error:
+            log.error("could not publish a change to Redis (retried on the next request): %s", error)
+
+    def _publish(self) -> None:
+        with self._guard:
+            keys = sorted(self._unpublished)
+        if not keys:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.incr(key)
+        pipe.execute()
+        with self._guard:
+            self._unpublished.difference_update(keys)
+
+
+class NoChangeCounters:
+    """No shared counters (caching off, or MySQL without Redis): nothing is cached."""
+
+    local = True
+
+    def stamp(self, owner_id: int) -> Stamp | None:
+        return None
+
+    def users_changed(self) -> None:
+        pass
+
+    def images_changed(self, owner_id: int) -> None:
+        pass
