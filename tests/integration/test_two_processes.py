@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -68,13 +69,30 @@ def cloud_env(tmp_path, mysql_url, redis_client, redis_url, s3_bucket) -> dict[s
 
 
 @pytest.fixture
-def two_servers(tmp_path, cloud_env) -> Iterator[tuple[str, str, list[Path]]]:
+def embedded_env(tmp_path) -> dict[str, str]:
+    """Two processes on one machine, sharing the data folder (SQLite, blobs, counters)."""
+    data = tmp_path / "shared"
+    env = {
+        "IMAGIFY_DATA_DIR": str(data),
+        "IMAGIFY_SECRET_KEY": "shared-secret-of-the-two-processes-0123456789",
+        "IMAGIFY_ADMIN_PASSWORD": "admin-password-for-the-test",
+    }
+    settings = load_settings(env, dotenv=None)
+    upgrade(settings.database_url)
+    container = build_container(settings)
+    container.auth().ensure_first_admin(env["IMAGIFY_ADMIN_PASSWORD"])
+    container.admin().create_user("tests", "ann", PASSWORD, ["enterprise"])
+    shutdown(container)
+    return {**env, "TEST_USERNAME": "ann"}
+
+
+@contextmanager
+def serving(tmp_path: Path, envs: list[dict[str, str]]) -> Iterator[tuple[str, str, list[Path]]]:
     processes, bases, logs = [], [], []
-    for name in ("a", "b"):
+    for name, own_env in zip(("a", "b"), envs, strict=True):
         port = _free_port()
-        data_dir = tmp_path / name  # each process has its own, empty, local folder
         log = tmp_path / f"{name}.log"
-        env = {**os.environ, **cloud_env, "IMAGIFY_DATA_DIR": str(data_dir)}
+        env = {**os.environ, **own_env}
         process = subprocess.Popen(
             [sys.executable, "-m", "imagify.entrypoints.cli", "serve", "--port", str(port)],
             env=env,
@@ -97,6 +115,26 @@ def two_servers(tmp_path, cloud_env) -> Iterator[tuple[str, str, list[Path]]]:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture
+def two_servers(tmp_path, cloud_env) -> Iterator[tuple[str, str, list[Path]]]:
+    # Each process has its own, empty, local folder: all they share is in the cloud.
+    envs = [{**cloud_env, "IMAGIFY_DATA_DIR": str(tmp_path / name)} for name in ("a", "b")]
+    with serving(tmp_path, envs) as servers:
+        yield servers
+
+
+@pytest.fixture(params=["embedded", "cloud"])
+def two_servers_any(request, tmp_path) -> Iterator[tuple[str, str, dict[str, str]]]:
+    if request.param == "embedded":
+        env = request.getfixturevalue("embedded_env")
+        envs = [env, env]
+    else:
+        env = request.getfixturevalue("cloud_env")
+        envs = [{**env, "IMAGIFY_DATA_DIR": str(tmp_path / name)} for name in ("a", "b")]
+    with serving(tmp_path, envs) as (a, b, _):
+        yield a, b, env
 
 
 def _jpeg() -> bytes:
@@ -154,3 +192,69 @@ def test_an_image_uploaded_through_one_process_is_listed_rendered_once_and_linke
     assert httpx.delete(f"{a}/api/v1/images/{image_id}", headers=auth).status_code == 204
     assert httpx.get(f"{b}/l/{link.json()['token']}").status_code == 404
     assert httpx.get(f"{b}/api/v1/images/{image_id}", headers=auth).status_code == 404
+
+
+def _token(base: str, username: str, password: str) -> dict[str, str]:
+    response = httpx.post(f"{base}/api/v1/auth/token", json={"username": username, "password": password})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_what_one_process_remembers_never_outlives_a_change_made_through_the_other(two_servers_any):
+    """Process b serves from memory; admin edits, tier edits and deletes made through a
+    apply on b's very next request."""
+    a, b, env = two_servers_any
+    username = env["TEST_USERNAME"]
+    admin = _token(a, "admin", env["IMAGIFY_ADMIN_PASSWORD"])
+    ann = _token(a, username, PASSWORD)
+    uploaded = httpx.post(f"{a}/api/v1/images", files={"file": ("x.jpg", _jpeg())}, headers=ann)
+    assert uploaded.status_code == 201, uploaded.text
+    image_id = uploaded.json()["id"]
+    link = httpx.post(f"{a}/api/v1/images/{image_id}/expiring-links", json={"seconds": 300}, headers=ann)
+    link_url = f"{b}/l/{link.json()['token']}"
+    thumbnail = f"{b}/api/v1/images/{image_id}/thumbnails/400"
+    original = f"{b}/api/v1/images/{image_id}/original"
+    for _ in range(3):  # b reads each once from the database, then from memory
+        assert httpx.get(thumbnail, headers=ann, timeout=60).status_code == 200
+        assert httpx.get(original, headers=ann).status_code == 200
+        assert httpx.get(link_url).status_code == 200
+        assert [i["id"] for i in httpx.get(f"{b}/api/v1/images", headers=ann).json()["items"]] == [image_id]
+
+    # A downgrade through a: b's next request already has the user's new permissions.
+    changed = httpx.patch(f"{a}/api/v1/admin/users/{username}", json={"tiers": ["premium"]}, headers=admin)
+    assert changed.status_code == 200, changed.text
+    assert httpx.get(original, headers=ann).status_code == 403
+    assert httpx.get(thumbnail, headers=ann).status_code == 200
+    assert httpx.get(f"{b}/api/v1/me", headers=ann).json()["tiers"] == ["premium"]
+
+    # An edit of the tier itself, through a.
+    edited = httpx.put(f"{a}/api/v1/admin/tiers/premium", json={"permissions": ["thumbnail:200"]}, headers=admin)
+    assert edited.status_code == 200, edited.text
+    try:
+        assert httpx.get(thumbnail, headers=ann).status_code == 403
+    finally:
+        httpx.put(f"{a}/api/v1/admin/tiers/premium", json={"permissions": ["thumbnail:200", "thumbnail:400"]},
+                  headers=admin)  # fmt: skip
+    assert httpx.get(thumbnail, headers=ann).status_code == 200
+
+    # A delete through a: gone from b at once, link included.
+    assert httpx.delete(f"{a}/api/v1/images/{image_id}", headers=ann).status_code == 204
+    assert httpx.get(thumbnail, headers=ann).status_code == 404
+    assert httpx.get(link_url).status_code == 404
+    assert httpx.get(f"{b}/api/v1/images", headers=ann).json()["items"] == []
+
+    # A user deleted through a can no longer use the token on b.
+    assert httpx.delete(f"{a}/api/v1/admin/users/{username}", headers=admin).status_code == 204
+    assert httpx.get(f"{b}/api/v1/images", headers=ann).status_code == 401
+
+
+def test_a_change_made_with_the_cli_applies_to_a_running_server_on_the_next_request(tmp_path, embedded_env):
+    with serving(tmp_path, [embedded_env, embedded_env]) as (a, _, _):
+        ann = _token(a, "ann", PASSWORD)
+        assert httpx.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["enterprise"]
+        assert httpx.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["enterprise"]  # from memory
+        subprocess.run(
+            [sys.executable, "-m", "imagify.entrypoints.cli", "users", "set-tiers", "ann", "basic"],
+            env={**os.environ, **embedded_env}, cwd=tmp_path, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert httpx.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["basic"]

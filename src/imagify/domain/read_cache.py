@@ -16,11 +16,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from contextvars import ContextVar
 from typing import TypeVar
 
 from imagify.domain.ports import ChangeCounters, Stamp
 
 T = TypeVar("T")
+
+# Stamps already read while serving the current request, by owner (see begin_request).
+_request_stamps: ContextVar[dict[int, Stamp | None] | None] = ContextVar("imagify_stamps", default=None)
 
 MAX_ENTRIES = 50_000
 # A backstop only: counters decide freshness. It bounds how long an entry can outlive a
@@ -58,6 +62,24 @@ class ReadCache:
         """True when a lookup does no network I/O, so it may run on the event loop."""
         return self._counters.local
 
+    def begin_request(self) -> None:
+        """Read each owner's stamp once for the rest of this request (and its worker threads).
+
+        Sound because a request may act on the state as of its first lookup: a change that
+        lands while it is being served is concurrent with it, and the next request reads
+        fresh stamps. Only worth it when a stamp is a network round trip.
+        """
+        if not self._counters.local:
+            _request_stamps.set({})
+
+    def stamp(self, owner_id: int) -> Stamp | None:
+        memo = _request_stamps.get()
+        if memo is None:
+            return self._counters.stamp(owner_id)
+        if owner_id not in memo:
+            memo[owner_id] = self._counters.stamp(owner_id)
+        return memo[owner_id]
+
     def get(self, key: Hashable) -> object | None:
         """The entry's value if it is still true, else None (and the entry is dropped)."""
         entry = self._entries.get(key)
@@ -67,7 +89,7 @@ class ReadCache:
             self._drop(key, entry)
             return None
         if entry.owner_id is not None:
-            stamp = self._counters.stamp(entry.owner_id)
+            stamp = self.stamp(entry.owner_id)
             if stamp is None:
                 # The counters cannot be read: changes may go unseen from now on, so
                 # nothing remembered so far can be trusted when they come back.
@@ -89,7 +111,7 @@ class ReadCache:
         hit = self.get(key)
         if hit is not None:
             return hit  # type: ignore[return-value]
-        stamp = self._counters.stamp(owner_id)  # before loading: a change during the load shows
+        stamp = self.stamp(owner_id)  # before loading: a change during the load shows
         value = load()
         if value is not None and stamp is not None:
             self._put(key, _Entry(value, owner_id, stamp, self._monotonic()))

@@ -46,6 +46,10 @@ class AuthService:
         assert user.id is not None
         return self._signer.issue(user.id, self._clock.now())
 
+    def begin_request(self) -> None:
+        """Start a request's reads (stamps are then read once per owner, in cloud mode)."""
+        self._cache.begin_request()
+
     def authenticate(self, token: str) -> User:
         """The token's user with permissions as they are now, not as when it was issued."""
         user_id = self._signer.read(token, self._clock.now())

@@ -68,6 +68,7 @@ async def provide_user(request: Request) -> User:
     token = bearer_token(request)
     services = root(request)
     auth, settings = services.auth(), services.settings()
+    auth.begin_request()
     if auth.reads_inline and settings.database_url.startswith("sqlite"):
         # Shared memory, or a local file on a miss, answer in microseconds: no thread hop.
         return auth.authenticate(token)

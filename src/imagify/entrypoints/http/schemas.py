@@ -81,8 +81,19 @@ class UserOut(msgspec.Struct):
 
 def image_out(image: Image, user: User, base_url: str) -> ImageOut:
     """Links hold exactly the renditions the caller may fetch now."""
-    prefix = f"{base_url}/api/v1/images/{image.id}"
     perms = user.permissions
+    return _image_out(image, base_url, perms.thumbnail_heights, perms.original_access)
+
+
+def images_out(images: list[Image], user: User, base_url: str) -> list[ImageOut]:
+    """image_out for a page, with the caller's permissions read once."""
+    perms = user.permissions
+    heights, original = perms.thumbnail_heights, perms.original_access
+    return [_image_out(image, base_url, heights, original) for image in images]
+
+
+def _image_out(image: Image, base_url: str, heights: list[int], original: bool) -> ImageOut:
+    prefix = f"{base_url}/api/v1/images/{image.id}"
     return ImageOut(
         id=image.id,
         filename=image.filename,
@@ -92,8 +103,8 @@ def image_out(image: Image, user: User, base_url: str) -> ImageOut:
         size_bytes=image.size_bytes,
         created_at=image.created_at,
         links=ImageLinks(
-            thumbnails={str(h): f"{prefix}/thumbnails/{h}" for h in perms.thumbnail_heights},
-            original=f"{prefix}/original" if perms.original_access else None,
+            thumbnails={str(h): f"{prefix}/thumbnails/{h}" for h in heights},
+            original=f"{prefix}/original" if original else None,
         ),
     )
 

@@ -26,7 +26,7 @@ from imagify.entrypoints.http.responses import (
     read_all,
     redirect_response,
 )
-from imagify.entrypoints.http.schemas import ImageOut, ImagePage, LinkIn, LinkOut, image_out
+from imagify.entrypoints.http.schemas import ImageOut, ImagePage, LinkIn, LinkOut, image_out, images_out
 from imagify.entrypoints.http.upload import receive_upload
 from imagify.settings import Settings
 
@@ -98,7 +98,7 @@ class ImageController(Controller):
         if page is None:
             page = await anyio.to_thread.run_sync(images.list, user, cursor, limit)
         base = base_url(request, settings)
-        return ImagePage([image_out(i, user, base) for i in page.items], page.next_cursor)
+        return ImagePage(images_out(page.items, user, base), page.next_cursor)
 
     @get("/{image_id:str}", sync_to_thread=True, responses=errors(401, 404), summary="One image")
     def get_image(
