@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ import pytest
 import redis
 
 from imagify.adapters.change_counters import MappedChangeCounters, RedisChangeCounters
-from imagify.adapters.redis_links import make_redis
+from imagify.adapters.redis_links import make_async_redis, make_redis
 from tests.integration.faults import TcpProxy, host_port, through
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,8 @@ def counters(request, tmp_path: Path) -> Iterator[MappedChangeCounters | RedisCh
         mapped.close()
     else:
         client = request.getfixturevalue("redis_client")
-        yield RedisChangeCounters(client, prefix=f"test-{tmp_path.name}:")
+        url = request.getfixturevalue("redis_url")
+        yield RedisChangeCounters(client, make_async_redis(url), prefix=f"test-{tmp_path.name}:")
 
 
 def test_a_users_change_moves_every_owners_stamp(counters) -> None:
@@ -34,6 +36,15 @@ def test_a_users_change_moves_every_owners_stamp(counters) -> None:
     after = [counters.stamp(owner) for owner in (1, 2, 5000)]
     assert all(b != a for b, a in zip(before, after, strict=True))
     assert after == [counters.stamp(owner) for owner in (1, 2, 5000)]  # stable until the next change
+
+
+def test_an_event_loop_reads_the_same_stamp_without_blocking(counters) -> None:
+    counters.images_changed(4)
+
+    async def both() -> tuple[object, object]:
+        return await counters.stamp_async(4), await counters.stamp_async(5)
+
+    assert asyncio.run(both()) == (counters.stamp(4), counters.stamp(5))
 
 
 def test_an_owners_change_moves_that_owners_stamp_only(counters) -> None:
@@ -62,11 +73,12 @@ def test_redis_unreachable_gives_no_stamp_and_a_lost_change_is_published_when_it
 ) -> None:
     with TcpProxy(*host_port(redis_url)) as proxy:
         client = make_redis(through(redis_url, proxy))
-        counters = RedisChangeCounters(client, prefix="test-outage:")
-        watcher = RedisChangeCounters(redis_client, prefix="test-outage:")
+        counters = RedisChangeCounters(client, make_async_redis(through(redis_url, proxy)), prefix="test-outage:")
+        watcher = RedisChangeCounters(redis_client, make_async_redis(redis_url), prefix="test-outage:")
         seen = watcher.stamp(3)
         proxy.down()
         assert counters.stamp(3) is None  # callers then trust nothing they remember
+        assert asyncio.run(counters.stamp_async(3)) is None
         counters.images_changed(3)  # the commit happened: this must not raise
         assert watcher.stamp(3) == seen  # not published yet
         proxy.up()

@@ -356,6 +356,9 @@ class FakeChangeCounters:
             return None
         return self.values.get("users", 0), self.values.get(owner_id, 0)
 
+    async def stamp_async(self, owner_id: int) -> tuple[object, object] | None:
+        return self.stamp(owner_id)
+
     def users_changed(self) -> None:
         self.values["users"] = self.values.get("users", 0) + 1
 

@@ -1,5 +1,7 @@
 """The read cache: repeated reads come from memory, and no change is ever missed."""
 
+import asyncio
+
 from datetime import timedelta
 
 import pytest
@@ -104,7 +106,7 @@ def test_a_deleted_image_is_gone_from_memory_at_once(world):
     world.link_service.resolve(link.token)
     world.images.delete(ann, image.id)
     assert world.images.known_thumbnail(ann, image.id, 200) is None
-    assert world.link_service.known(link.token) is None
+    assert asyncio.run(world.link_service.known(link.token)) is None
     with pytest.raises(NotFound):
         world.images.thumbnail(ann, image.id, 200)
     with pytest.raises(NotFound):
@@ -213,10 +215,10 @@ def test_a_link_past_its_expiry_is_refused_from_memory(world):
     image = world.upload(ann)
     link = world.link_service.create(ann, image.id, 300)
     assert world.link_service.resolve(link.token) == image
-    assert world.link_service.known(link.token) == image
+    assert asyncio.run(world.link_service.known(link.token)) == image
     world.clock.advance(seconds=300)
     with pytest.raises(NotFound):
-        world.link_service.known(link.token)
+        asyncio.run(world.link_service.known(link.token))
     with pytest.raises(NotFound):
         world.link_service.resolve(link.token)
 
@@ -292,3 +294,29 @@ def test_a_request_reads_each_owners_stamp_once_when_stamps_cost_a_round_trip():
     counters.images_changed(1)
     contextvars.copy_context().run(lambda: cache.begin_request() or cache.get("a"))
     assert counters.reads == 2 and cache.get("a") is None  # the next request saw the change
+
+
+def test_a_peek_never_waits_for_a_remote_stamp_unless_the_request_prepared_it():
+    class RemoteCounters(FakeChangeCounters):
+        local = False
+        blocking_reads = 0
+
+        def stamp(self, owner_id: int):  # type: ignore[no-untyped-def]
+            self.blocking_reads += 1
+            return super().stamp(owner_id)
+
+        async def stamp_async(self, owner_id: int):  # type: ignore[no-untyped-def]
+            return FakeChangeCounters.stamp(self, owner_id)
+
+    counters = RemoteCounters()
+    cache = ReadCache(counters)
+    cache.fetch("a", 1, lambda: "A")
+    counters.blocking_reads = 0
+
+    async def one_request() -> object:
+        assert cache.peek("a") is None  # not prepared: a miss rather than a blocking read
+        await cache.prepare(1)
+        return cache.peek("a")
+
+    assert asyncio.run(one_request()) == "A"
+    assert counters.blocking_reads == 0

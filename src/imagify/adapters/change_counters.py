@@ -5,6 +5,7 @@ A counter's value means nothing but "changed": a reader keeps the one it saw and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mmap
 import os
@@ -12,6 +13,7 @@ import threading
 from pathlib import Path
 
 import redis
+import redis.asyncio
 
 from imagify.domain.ports import Stamp
 
@@ -48,6 +50,9 @@ class MappedChangeCounters:
         at = WIDTH * (1 + owner_id % self._slots)
         return self._map[0:WIDTH], self._map[at : at + WIDTH]
 
+    async def stamp_async(self, owner_id: int) -> Stamp:
+        return self.stamp(owner_id)
+
     def users_changed(self) -> None:
         self._map[0:WIDTH] = os.urandom(WIDTH)
 
@@ -69,8 +74,11 @@ class RedisChangeCounters:
 
     local = False
 
-    def __init__(self, client: redis.Redis, prefix: str = "imagify:") -> None:
+    def __init__(
+        self, client: redis.Redis, async_client: redis.asyncio.Redis, prefix: str = "imagify:"
+    ) -> None:
         self._redis = client
+        self._async = async_client  # for event loops: the same server, never blocking
         self._users = f"{prefix}changes:users"
         self._owner = f"{prefix}changes:owner:"
         self._unpublished: set[str] = set()
@@ -85,6 +93,19 @@ class RedisChangeCounters:
             log.warning("change counters unreadable, serving without the read cache: %s", error)
             return None
         return users, owner
+
+    async def stamp_async(self, owner_id: int) -> Stamp | None:
+        try:
+            if self._unpublished:
+                await self._publish_async()
+            users, owner = await self._async.mget(self._users, f"{self._owner}{owner_id}")
+        except (redis.RedisError, OSError, asyncio.TimeoutError) as error:
+            log.warning("change counters unreadable, serving without the read cache: %s", error)
+            return None
+        return users, owner
+
+    async def aclose(self) -> None:
+        await self._async.aclose()
 
     def users_changed(self) -> None:
         self._changed(self._users)
@@ -112,6 +133,16 @@ class RedisChangeCounters:
         with self._guard:
             self._unpublished.difference_update(keys)
 
+    async def _publish_async(self) -> None:
+        with self._guard:
+            keys = sorted(self._unpublished)
+        async with self._async.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.incr(key)
+            await pipe.execute()
+        with self._guard:
+            self._unpublished.difference_update(keys)
+
 
 class NoChangeCounters:
     """No shared counters (caching off, or MySQL without Redis): nothing is cached."""
@@ -119,6 +150,9 @@ class NoChangeCounters:
     local = True
 
     def stamp(self, owner_id: int) -> Stamp | None:
+        return None
+
+    async def stamp_async(self, owner_id: int) -> Stamp | None:
         return None
 
     def users_changed(self) -> None:

@@ -8,12 +8,23 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import redis
+import redis.asyncio
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from imagify.adapters.security import token_hash
 from imagify.domain.errors import Unavailable
 from imagify.domain.model import ExpiringLink
+
+
+def make_async_redis(url: str) -> redis.asyncio.Redis:
+    """An asyncio client with the same timeouts, for reads made on an event loop.
+
+    Its connections belong to the event loop that opens them: one per serving process.
+    """
+    return redis.asyncio.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+    )
 
 
 def make_redis(url: str) -> redis.Redis:

@@ -57,11 +57,6 @@ class ReadCache:
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    @property
-    def local(self) -> bool:
-        """True when a lookup does no network I/O, so it may run on the event loop."""
-        return self._counters.local
-
     def begin_request(self) -> None:
         """Read each owner's stamp once for the rest of this request (and its worker threads).
 
@@ -71,6 +66,17 @@ class ReadCache:
         """
         if not self._counters.local:
             _request_stamps.set({})
+
+    async def prepare(self, owner_id: int) -> None:
+        """Read the owner's stamp without blocking the event loop, for this request's peeks."""
+        if self._counters.local:
+            return
+        memo = _request_stamps.get()
+        if memo is None:
+            memo = {}
+            _request_stamps.set(memo)
+        if owner_id not in memo:
+            memo[owner_id] = await self._counters.stamp_async(owner_id)
 
     def stamp(self, owner_id: int) -> Stamp | None:
         memo = _request_stamps.get()
@@ -82,6 +88,14 @@ class ReadCache:
 
     def get(self, key: Hashable) -> object | None:
         """The entry's value if it is still true, else None (and the entry is dropped)."""
+        return self._lookup(key, may_block=True)
+
+    def peek(self, key: Hashable) -> object | None:
+        """As get(), but never waiting on the network: None also when checking would
+        (a stamp neither local nor prepared for this request). Safe on an event loop."""
+        return self._lookup(key, may_block=False)
+
+    def _lookup(self, key: Hashable, may_block: bool) -> object | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -89,7 +103,13 @@ class ReadCache:
             self._drop(key, entry)
             return None
         if entry.owner_id is not None:
-            stamp = self.stamp(entry.owner_id)
+            if may_block or self._counters.local:
+                stamp = self.stamp(entry.owner_id)
+            else:
+                memo = _request_stamps.get()
+                if memo is None or entry.owner_id not in memo:
+                    return None
+                stamp = memo[entry.owner_id]
             if stamp is None:
                 # The counters cannot be read: changes may go unseen from now on, so
                 # nothing remembered so far can be trusted when they come back.

@@ -17,7 +17,7 @@ from imagify.adapters.lambda_renderer import LambdaRenderer, make_lambda_client
 from imagify.adapters.local_storage import LocalFolderBlobStorage
 from imagify.adapters.memory_throttle import MemoryLoginThrottle
 from imagify.adapters.pillow import PillowImageInspector, PillowRenderer
-from imagify.adapters.redis_links import RedisLinkStore, make_redis
+from imagify.adapters.redis_links import RedisLinkStore, make_async_redis, make_redis
 from imagify.adapters.redis_locks import RedisLockManager
 from imagify.adapters.redis_throttle import RedisLoginThrottle
 from imagify.adapters.s3_storage import S3BlobStorage, make_s3_client, parse_s3_url
@@ -93,8 +93,8 @@ def build_change_counters(settings: Settings, redis_client: redis.Redis | None) 
     """What keeps every process's read cache true: Redis across machines, a shared file on one."""
     if settings.read_cache == "off":
         return NoChangeCounters()
-    if redis_client is not None:
-        return RedisChangeCounters(redis_client)
+    if redis_client is not None and settings.redis_url:
+        return RedisChangeCounters(redis_client, make_async_redis(settings.redis_url))
     if make_url(settings.database_url).get_backend_name() == "sqlite":
         return MappedChangeCounters(settings.data_path / "change-counters")
     # A shared database but no shared counters: another machine's change would go unseen.
@@ -167,6 +167,16 @@ def shutdown(container: Container) -> None:
             release()
         except Exception:  # one client failing to close must not keep the others open
             log.warning("could not release the %s at shutdown", name, exc_info=True)
+
+
+async def close_async_clients(container: Container) -> None:
+    """Close what belongs to the serving event loop (the change counters' Redis client)."""
+    aclose = getattr(container.change_counters(), "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            log.warning("could not close the change counters' Redis client", exc_info=True)
 
 
 def build_container(settings: Settings) -> Container:

@@ -29,11 +29,6 @@ class AuthService:
         self._cache = cache
         self._decoy_hash: str | None = None
 
-    @property
-    def reads_inline(self) -> bool:
-        """True when authenticate() does no network I/O (its misses read the database)."""
-        return self._cache.local
-
     def issue_token(self, username: str, password: str) -> tuple[str, datetime]:
         with self._uow() as uow:
             user = uow.users.get_by_username(username)
@@ -49,6 +44,15 @@ class AuthService:
     def begin_request(self) -> None:
         """Start a request's reads (stamps are then read once per owner, in cloud mode)."""
         self._cache.begin_request()
+
+    async def known(self, token: str) -> User | None:
+        """The token's user from memory, or None when it needs the database.
+
+        Awaits at most the user's stamp (cloud mode); never blocks an event loop.
+        """
+        user_id = self._signer.read(token, self._clock.now())
+        await self._cache.prepare(user_id)
+        return self._cache.peek(("user", user_id))  # type: ignore[return-value]
 
     def authenticate(self, token: str) -> User:
         """The token's user with permissions as they are now, not as when it was issued."""

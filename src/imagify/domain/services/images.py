@@ -112,11 +112,6 @@ class ImageService:
         self._ids = ids
         self._cache = cache
 
-    @property
-    def reads_inline(self) -> bool:
-        """True when the known_* lookups do no network I/O (they may run on an event loop)."""
-        return self._cache.local
-
     def upload(self, owner: User, filename: str | None, stream: BinaryIO, size: int) -> Image:
         """Check the upload is a supported image, store the bytes, then record it."""
         if size <= 0:
@@ -164,8 +159,8 @@ class ImageService:
         return page
 
     def known_page(self, owner: User, cursor: str | None, limit: int) -> Page | None:
-        """The page from memory, or None when it needs the database."""
-        return self._cache.get(self._page_key(owner, cursor, limit))  # type: ignore[return-value]
+        """The page from memory, or None when it needs the database (never blocks: see ReadCache.peek)."""
+        return self._cache.peek(self._page_key(owner, cursor, limit))  # type: ignore[return-value]
 
     def get(self, owner: User, image_id: str) -> Image:
         return self._owned(owner, image_id)
@@ -251,7 +246,7 @@ class ImageService:
         if image is None:
             return None
         _check_thumbnail_permission(owner, height)
-        return self._cache.get(("rendition", image_id, height))  # type: ignore[return-value]
+        return self._cache.peek(("rendition", image_id, height))  # type: ignore[return-value]
 
     def original(self, owner: User, image_id: str) -> Image:
         image = self._owned(owner, image_id)
@@ -287,7 +282,7 @@ class ImageService:
         return image
 
     def _known_owned(self, owner: User, image_id: str) -> Image | None:
-        image: Image | None = self._cache.get(("image", image_id))  # type: ignore[assignment]
+        image: Image | None = self._cache.peek(("image", image_id))  # type: ignore[assignment]
         if image is not None and image.owner_id != owner.id:
             raise NotFound(f"no image with id {image_id!r}")
         return image

@@ -59,15 +59,20 @@ class LinkService:
             raise NotFound(GONE)
         return image
 
-    def known(self, token: str) -> Image | None:
-        """The link's image from memory, or None when resolving it needs a store."""
+    async def known(self, token: str) -> Image | None:
+        """The link's image from memory, or None when resolving it needs a store.
+
+        Awaits at most the owner's stamp (cloud mode); never blocks an event loop.
+        """
         fact = self._fact(token, self._clock.now())
         if fact is None:
             return None
-        return self._cache.get(("image", fact[0]))  # type: ignore[return-value]
+        image_id, owner_id = fact
+        await self._cache.prepare(owner_id)
+        return self._cache.peek(("image", image_id))  # type: ignore[return-value]
 
     def _fact(self, token: str, now: datetime) -> tuple[str, int] | None:
-        fact = self._cache.get(("link", token))
+        fact = self._cache.peek(("link", token))  # a fact: no stamp to read
         if fact is None:
             return None
         image_id, owner_id, expires_at = fact  # type: ignore[misc]

@@ -66,13 +66,12 @@ def root(request: Request) -> Container:
 async def provide_user(request: Request) -> User:
     """The token's user with permissions as they are now (a cache entry only while no change)."""
     token = bearer_token(request)
-    services = root(request)
-    auth, settings = services.auth(), services.settings()
+    auth = root(request).auth()
     auth.begin_request()
-    if auth.reads_inline and settings.database_url.startswith("sqlite"):
-        # Shared memory, or a local file on a miss, answer in microseconds: no thread hop.
-        return auth.authenticate(token)
-    return await anyio.to_thread.run_sync(auth.authenticate, token)
+    user = await auth.known(token)  # memory, after at most an awaited stamp
+    if user is None:
+        user = await anyio.to_thread.run_sync(auth.authenticate, token)
+    return user
 
 
 def provide_admin_user(user: NamedDependency[User]) -> User:

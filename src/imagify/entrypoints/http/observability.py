@@ -13,6 +13,7 @@ import re
 import secrets
 import time
 from contextvars import ContextVar
+from typing import Any
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
@@ -135,6 +136,7 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self._app = app
         self._metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labelled metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,8 +177,15 @@ class ObservabilityMiddleware:
         renders: list[float],
     ) -> None:
         label = method if method in METHODS else "OTHER"
-        self._metrics.requests.labels(route, label, str(status)).inc()
-        self._metrics.latency.labels(route, label).observe(elapsed)
+        key = (route, label, status)  # finite: route templates, known methods, status codes
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self._metrics.requests.labels(route, label, str(status)),
+                self._metrics.latency.labels(route, label),
+            )
+        children[0].inc()
+        children[1].observe(elapsed)
         if route == THUMBNAIL_ROUTE and status in (200, 304):
             self._metrics.thumbnail_cache.labels("miss" if renders else "hit").inc()
         client = scope.get("client")

@@ -94,7 +94,7 @@ class ImageController(Controller):
     ) -> ImagePage:
         services = root(request)
         images, settings = services.images(), services.settings()
-        page = images.known_page(user, cursor, limit) if images.reads_inline else None
+        page = images.known_page(user, cursor, limit)
         if page is None:
             page = await anyio.to_thread.run_sync(images.list, user, cursor, limit)
         base = base_url(request, settings)
@@ -124,7 +124,7 @@ class ImageController(Controller):
             raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height!r}")
         images, redirects = root(request).images(), redirects_of(request)
         # From memory on the event loop when it can be (no I/O), else in a worker thread.
-        rendition = images.known_thumbnail(user, image_id, int(height)) if images.reads_inline else None
+        rendition = images.known_thumbnail(user, image_id, int(height))
         if rendition is None:
             rendition = await anyio.to_thread.run_sync(images.thumbnail, user, image_id, int(height))
         if not_modified(request, rendition.etag):
@@ -146,7 +146,7 @@ class ImageController(Controller):
         self, request: Request, user: NamedDependency[User], image_id: FromPath[str]
     ) -> Response | Stream:
         images, redirects = root(request).images(), redirects_of(request)
-        image = images.known_original(user, image_id) if images.reads_inline else None
+        image = images.known_original(user, image_id)
         if image is None:
             image = await anyio.to_thread.run_sync(images.original, user, image_id)
         if not_modified(request, image.etag):

@@ -91,7 +91,7 @@ async def follow_link(request: Request, token: FromPath[str]) -> Response | Stre
     links, images = services.link_service(), services.images()
     # Always proxied, also in redirect mode: a presigned URL would outlive the link's expiry
     # (and a deletion of the image) by up to its own lifetime.
-    image = links.known(token) if images.reads_inline else None
+    image = await links.known(token)
     if image is None:
         image = await anyio.to_thread.run_sync(links.resolve, token)
     cache = "private, no-cache"  # revalidate each time, so an expired link stops working
