@@ -188,20 +188,24 @@ class ObservabilityMiddleware:
         children[1].observe(elapsed)
         if route == THUMBNAIL_ROUTE and status in (200, 304):
             self._metrics.thumbnail_cache.labels("miss" if renders else "hit").inc()
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
         client = scope.get("client")
-        access_log.log(
-            logging.WARNING if status >= 500 else logging.INFO,
-            "request",
-            extra={
-                "method": method[:16],
-                "route": route,
-                "path": loggable_path(path, route),
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-                "user_agent": _header(scope, b"user-agent"),
-                "client": client[0] if client else None,
-            },
-        )
+        fields = {
+            "method": method[:16],
+            "route": route,
+            "path": loggable_path(path, route),
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "user_agent": _header(scope, b"user-agent"),
+            "client": client[0] if client else None,
+        }
+        # makeRecord + handle is Logger.log without its stack walk for the caller's file
+        # and line (always this line): a tenth of a cached request's cost otherwise.
+        access_log.handle(access_log.makeRecord(
+            access_log.name, level, __file__, 0, "request", (), None, extra=fields
+        ))  # fmt: skip
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False)
