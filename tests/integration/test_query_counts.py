@@ -105,3 +105,21 @@ def test_a_warm_thumbnail_takes_a_fixed_handful_of_statements(client, container,
     assert response.status_code == 200
     # the user with permissions, then the image and its rendition
     assert len(statements) <= 3, statements
+
+
+def test_a_repeated_request_runs_no_statement_until_something_it_read_changes(client, container, make_user):
+    ann = make_user("ann", "premium")
+    image_id = upload(client, ann).json()["id"]
+    urls = [f"{IMAGES}?limit=20", f"{IMAGES}/{image_id}/thumbnails/400", "/api/v1/me"]
+    for url in urls * 2:  # renders, then remembers
+        assert client.get(url, headers=ann.headers).status_code == 200
+
+    with counted(container.engine()) as statements:
+        for url in urls:
+            assert client.get(url, headers=ann.headers).status_code == 200
+    assert statements == []
+
+    upload(client, ann)  # the owner's images changed: the page is read again
+    with counted(container.engine()) as statements:
+        assert len(client.get(urls[0], headers=ann.headers).json()["items"]) == 2
+    assert statements

@@ -269,16 +269,22 @@ def test_services_without_shared_counters_read_the_database_every_time():
     assert uow.opened == 2 and len(cache) == 0
 
 
+class RemoteCounters(FakeChangeCounters):
+    """Counters behind a network, as Redis: `reads` counts blocking round trips."""
+
+    local = False
+    reads = 0
+
+    def stamp(self, owner_id: int):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return super().stamp(owner_id)
+
+    async def stamp_async(self, owner_id: int):  # type: ignore[no-untyped-def]
+        return FakeChangeCounters.stamp(self, owner_id)
+
+
 def test_a_request_reads_each_owners_stamp_once_when_stamps_cost_a_round_trip():
     import contextvars
-
-    class RemoteCounters(FakeChangeCounters):
-        local = False
-        reads = 0
-
-        def stamp(self, owner_id: int):  # type: ignore[no-untyped-def]
-            self.reads += 1
-            return super().stamp(owner_id)
 
     counters = RemoteCounters()
     cache = ReadCache(counters)
@@ -297,21 +303,10 @@ def test_a_request_reads_each_owners_stamp_once_when_stamps_cost_a_round_trip():
 
 
 def test_a_peek_never_waits_for_a_remote_stamp_unless_the_request_prepared_it():
-    class RemoteCounters(FakeChangeCounters):
-        local = False
-        blocking_reads = 0
-
-        def stamp(self, owner_id: int):  # type: ignore[no-untyped-def]
-            self.blocking_reads += 1
-            return super().stamp(owner_id)
-
-        async def stamp_async(self, owner_id: int):  # type: ignore[no-untyped-def]
-            return FakeChangeCounters.stamp(self, owner_id)
-
     counters = RemoteCounters()
     cache = ReadCache(counters)
     cache.fetch("a", 1, lambda: "A")
-    counters.blocking_reads = 0
+    counters.reads = 0
 
     async def one_request() -> object:
         assert cache.peek("a") is None  # not prepared: a miss rather than a blocking read
@@ -319,4 +314,4 @@ def test_a_peek_never_waits_for_a_remote_stamp_unless_the_request_prepared_it():
         return cache.peek("a")
 
     assert asyncio.run(one_request()) == "A"
-    assert counters.blocking_reads == 0
+    assert counters.reads == 0
