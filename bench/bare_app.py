@@ -24,7 +24,7 @@ def create_app() -> Litestar:
     def route(path: str, name: str):  # type: ignore[no-untyped-def]
         data, media_type = blobs[name]
 
-        @get(path, name=name, sync_to_thread=False)
+        @get(path, name=name)
         async def handler() -> Response:
             return Response(data, media_type=media_type)
 

@@ -23,6 +23,8 @@ from bench.common import IMAGIFY, ROOT, Options, get, server, wrk
 from bench.fixtures import deployment, encode, photo_like, seed
 
 ENDPOINTS = ("thumbnail", "list", "link", "original")
+# The virtualenv's own py-spy (the bench extra) before any on PATH.
+PY_SPY = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
 # Leaf frames of threads waiting for work: the worker pool's queue, the event loop's poll.
 IDLE = ("_worker (concurrent/futures/thread.py:81)", "Runner.run (asyncio/runners.py:118)",
         "Thread.wait (threading.py:327)", "Condition.wait (threading.py:327)")
@@ -66,8 +68,8 @@ def main() -> None:
     parser.add_argument("--cloud", action="store_true")
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
-    if not shutil.which("py-spy"):
-        sys.exit("py-spy is not installed: .venv/bin/pip install py-spy")
+    if not PY_SPY:
+        sys.exit("py-spy is not installed: .venv/bin/pip install py-spy (or make bench)")
     out_dir = ROOT / "var" / "bench-profiles"
     out_dir.mkdir(parents=True, exist_ok=True)
     photo = encode(photo_like((1600, 1200)), "JPEG")
@@ -88,8 +90,8 @@ def main() -> None:
                 )
                 load.start()
                 subprocess.run(
-                    ["py-spy", "record", "--pid", str(pid), "--duration", str(args.seconds),
-                     "--format", "raw", "--rate", "250", "--output", str(raw), "--nonblocking"],
+                    [PY_SPY, "record", "--pid", str(pid), "--duration", str(args.seconds),
+                     "--format", "raw", "--rate", "250", "--output", str(raw)],
                     check=True, capture_output=True,
                 )  # fmt: skip
                 load.join()

@@ -85,3 +85,19 @@ def test_redis_unreachable_gives_no_stamp_and_a_lost_change_is_published_when_it
         assert counters.stamp(3) is not None  # the first good round trip publishes it
         assert watcher.stamp(3) != seen
         client.close()
+
+
+def test_many_concurrent_reads_on_one_loop_agree_and_see_a_change_made_before_they_asked(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    counters = RedisChangeCounters(redis_client, make_async_redis(redis_url), prefix=f"test-{tmp_path.name}:")
+
+    async def scenario() -> None:
+        first = await asyncio.gather(*(counters.stamp_async(owner % 3) for owner in range(50)))
+        assert first == [counters.stamp(owner % 3) for owner in range(50)]
+        counters.images_changed(1)
+        second = await asyncio.gather(*(counters.stamp_async(owner % 3) for owner in range(50)))
+        for owner, before, after in zip(range(50), first, second, strict=True):
+            assert (before != after) == (owner % 3 == 1)
+
+    asyncio.run(scenario())

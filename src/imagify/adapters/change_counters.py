@@ -10,6 +10,7 @@ import logging
 import mmap
 import os
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import redis
@@ -70,6 +71,9 @@ class RedisChangeCounters:
     When Redis cannot be reached a stamp is None (callers then trust no cached entry). A
     change that could not be published is kept and published on this process's next good
     round trip, so it is late rather than lost.
+
+    On an event loop, concurrent reads are grouped (see _GroupedReads): one MGET answers
+    every request that asked while the previous one was in flight.
     """
 
     local = False
@@ -83,6 +87,7 @@ class RedisChangeCounters:
         self._owner = f"{prefix}changes:owner:"
         self._unpublished: set[str] = set()
         self._guard = threading.Lock()
+        self._grouped: _GroupedReads | None = None
 
     def stamp(self, owner_id: int) -> Stamp | None:
         try:
@@ -95,14 +100,20 @@ class RedisChangeCounters:
         return users, owner
 
     async def stamp_async(self, owner_id: int) -> Stamp | None:
+        loop = asyncio.get_running_loop()
+        if self._grouped is None or self._grouped.loop is not loop:
+            self._grouped = _GroupedReads(loop, self._read_many)
+        return await self._grouped.read(owner_id)
+
+    async def _read_many(self, owner_ids: list[int]) -> dict[int, Stamp] | None:
         try:
             if self._unpublished:
                 await self._publish_async()
-            users, owner = await self._async.mget(self._users, f"{self._owner}{owner_id}")
+            users, *owners = await self._async.mget(self._users, *(f"{self._owner}{o}" for o in owner_ids))
         except (redis.RedisError, OSError, asyncio.TimeoutError) as error:
             log.warning("change counters unreadable, serving without the read cache: %s", error)
             return None
-        return users, owner
+        return {owner_id: (users, owner) for owner_id, owner in zip(owner_ids, owners, strict=True)}
 
     async def aclose(self) -> None:
         await self._async.aclose()
@@ -142,6 +153,53 @@ class RedisChangeCounters:
             await pipe.execute()
         with self._guard:
             self._unpublished.difference_update(keys)
+
+
+class _GroupedReads:
+    """Stamp reads on one event loop, grouped like a group commit: at most one MGET in
+    flight; whoever asks meanwhile waits for the next one, which then answers them all.
+
+    Still "as of the request": a read only ever joins an MGET not yet sent when it asked,
+    so a change committed before a request arrived is in the stamp that request gets.
+    Under load this turns one round trip per request into one per batch of requests.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, read_many: Callable[[list[int]], Awaitable[dict[int, Stamp] | None]]
+    ) -> None:
+        self.loop = loop
+        self._read_many = read_many
+        self._next: tuple[set[int], asyncio.Future[dict[int, Stamp] | None]] | None = None
+        self._in_flight = False
+
+    async def read(self, owner_id: int) -> Stamp | None:
+        if self._next is None:
+            self._next = (set(), self.loop.create_future())
+            if not self._in_flight:
+                self.loop.call_soon(self._send)  # after this tick's other requests have joined
+        owners, answer = self._next
+        owners.add(owner_id)
+        # shield: one waiter cancelled (a client gone) must not cancel the others' answer
+        stamps = await asyncio.shield(answer)
+        return None if stamps is None else stamps[owner_id]
+
+    def _send(self) -> None:
+        if self._in_flight or self._next is None:
+            return
+        owners, answer = self._next
+        self._next = None
+        self._in_flight = True
+        self.loop.create_task(self._round_trip(sorted(owners), answer))
+
+    async def _round_trip(self, owners: list[int], answer: asyncio.Future[dict[int, Stamp] | None]) -> None:
+        stamps: dict[int, Stamp] | None = None
+        try:
+            stamps = await self._read_many(owners)
+        finally:
+            self._in_flight = False
+            if not answer.done():
+                answer.set_result(stamps)
+            self._send()  # those who asked meanwhile
 
 
 class NoChangeCounters:

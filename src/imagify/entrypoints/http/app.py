@@ -18,6 +18,7 @@ from imagify.entrypoints.http.routes.admin import TierController, UserController
 from imagify.entrypoints.http.routes.docs import docs_assets, docs_page
 from imagify.entrypoints.http.routes.images import ImageController
 from imagify.entrypoints.http.routes.public import follow_link, issue_token, live, me, ready
+from imagify.entrypoints.http.schemas import EncodedPages
 from imagify.entrypoints.http.upload import FORM_OVERHEAD
 from imagify.logs import configure_logging
 from imagify.settings import load_settings
@@ -69,7 +70,7 @@ def create_app(container: Container) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi_config(),
-        state=State({"container": container}),
+        state=State({"container": container, "pages": EncodedPages()}),
         request_max_body_size=settings.max_upload_bytes + FORM_OVERHEAD + 1,
         on_shutdown=[lambda: shutdown(container), partial(close_async_clients, container)],
     )

@@ -15,6 +15,7 @@ from imagify.domain.services.auth import AuthService
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.container import Container
+from imagify.entrypoints.http.schemas import EncodedPages
 from imagify.settings import Settings
 
 SECURITY = [{"OAuth2PasswordBearer": []}, {"BearerToken": []}]
@@ -44,13 +45,22 @@ def provide_login_throttle(state: State) -> LoginThrottle:
     return state.container.login_throttle()
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """A request header by its lower-case name, straight from the ASGI scope: the hot
+    routes read one or two, and building Litestar's Headers costs more than the lookup."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
 def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization")
-    if not header:
+    header_value = header(request, b"authorization")
+    if not header_value:
         raise Unauthorized(
             "missing 'Authorization: Bearer <token>' header; get a token from POST /api/v1/auth/token"
         )
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = header_value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     return token.strip()
@@ -61,6 +71,10 @@ def root(request: Request) -> Container:
     dependencies: Litestar resolves two or more dependencies of one level in an anyio
     task group, a cost of the same order as the whole cached request."""
     return request.app.state.container  # type: ignore[no-any-return]
+
+
+def encoded_pages(request: Request) -> EncodedPages:
+    return request.app.state.pages  # type: ignore[no-any-return]
 
 
 async def provide_user(request: Request) -> User:

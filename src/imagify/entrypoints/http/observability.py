@@ -137,6 +137,8 @@ class ObservabilityMiddleware:
         self._app = app
         self._metrics = metrics
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labelled metrics
+        self._cache_hit = metrics.thumbnail_cache.labels("hit")
+        self._cache_miss = metrics.thumbnail_cache.labels("miss")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -187,7 +189,7 @@ class ObservabilityMiddleware:
         children[0].inc()
         children[1].observe(elapsed)
         if route == THUMBNAIL_ROUTE and status in (200, 304):
-            self._metrics.thumbnail_cache.labels("miss" if renders else "hit").inc()
+            (self._cache_miss if renders else self._cache_hit).inc()
         level = logging.WARNING if status >= 500 else logging.INFO
         if not access_log.isEnabledFor(level):
             return
@@ -204,7 +206,7 @@ class ObservabilityMiddleware:
         # makeRecord + handle is Logger.log without its stack walk for the caller's file
         # and line (always this line): a tenth of a cached request's cost otherwise.
         access_log.handle(access_log.makeRecord(
-            access_log.name, level, __file__, 0, "request", (), None, extra=fields
+            access_log.name, level, "", 0, "request", (), None, extra=fields
         ))  # fmt: skip
 
 

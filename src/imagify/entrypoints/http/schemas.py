@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 
 import msgspec
 
 from imagify.domain.model import Image, User
-from imagify.domain.permissions import Tier
+from imagify.domain.permissions import Permissions, Tier
+from imagify.domain.services.images import Page
 
 
 class ImageLinks(msgspec.Struct, omit_defaults=True):
@@ -90,6 +92,30 @@ def images_out(images: list[Image], user: User, base_url: str) -> list[ImageOut]
     perms = user.permissions
     heights, original = perms.thumbnail_heights, perms.original_access
     return [_image_out(image, base_url, heights, original) for image in images]
+
+
+class EncodedPages:
+    """The JSON of recently served listing pages, by page, caller's permissions and base URL.
+
+    A body is reused only while the page is the very object the read cache serves: a page
+    read again (after an upload, a delete, a permission change) is a new object, so no
+    stale body can be sent, and the permissions in the key keep the links exact.
+    """
+
+    def __init__(self, max_entries: int = 2048) -> None:
+        self._max = max_entries
+        self._bodies: OrderedDict[tuple[int, str, Permissions], tuple[Page, bytes]] = OrderedDict()
+
+    def body(self, page: Page, user: User, base_url: str) -> bytes:
+        key = (id(page), base_url, user.permissions)  # id is unique while the entry holds the page
+        hit = self._bodies.get(key)
+        if hit is not None and hit[0] is page:
+            return hit[1]
+        body = msgspec.json.encode(ImagePage(images_out(page.items, user, base_url), page.next_cursor))
+        self._bodies[key] = (page, body)
+        if len(self._bodies) > self._max:
+            self._bodies.popitem(last=False)
+        return body
 
 
 def _image_out(image: Image, base_url: str, heights: list[int], original: bool) -> ImageOut:

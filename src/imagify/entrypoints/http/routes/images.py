@@ -6,7 +6,7 @@ from typing import Annotated
 
 import anyio
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
@@ -15,10 +15,11 @@ from imagify.domain.errors import InvalidInput
 from imagify.domain.model import User
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
-from imagify.entrypoints.http.deps import SECURITY, USER, base_url, root
+from imagify.entrypoints.http.deps import SECURITY, USER, base_url, encoded_pages, provide_user, root
 from imagify.entrypoints.http.openapi_docs import LinkOperation, UploadOperation, errors, image_bytes_operation
 from imagify.entrypoints.http.responses import (
     RANGE_ERROR,
+    EncodedResponse,
     bytes_response,
     not_modified,
     not_modified_response,
@@ -26,7 +27,7 @@ from imagify.entrypoints.http.responses import (
     read_all,
     redirect_response,
 )
-from imagify.entrypoints.http.schemas import ImageOut, ImagePage, LinkIn, LinkOut, image_out, images_out
+from imagify.entrypoints.http.schemas import ImageOut, ImagePage, LinkIn, LinkOut, image_out
 from imagify.entrypoints.http.upload import receive_upload
 from imagify.settings import Settings
 
@@ -88,17 +89,17 @@ class ImageController(Controller):
     async def list_images(
         self,
         request: Request,
-        user: NamedDependency[User],
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="page size")] = 20,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
-    ) -> ImagePage:
+    ) -> Response[ImagePage]:
+        user = await provide_user(request)  # called, not injected: see deps.root
         services = root(request)
         images, settings = services.images(), services.settings()
         page = images.known_page(user, cursor, limit)
         if page is None:
             page = await anyio.to_thread.run_sync(images.list, user, cursor, limit)
-        base = base_url(request, settings)
-        return ImagePage(images_out(page.items, user, base), page.next_cursor)
+        body = encoded_pages(request).body(page, user, base_url(request, settings))
+        return EncodedResponse(body, MediaType.JSON, {})
 
     @get("/{image_id:str}", sync_to_thread=True, responses=errors(401, 404), summary="One image")
     def get_image(
@@ -117,9 +118,8 @@ class ImageController(Controller):
         responses=errors(400, 401, 403, 404, 502, 503),
         summary="A thumbnail, rendered on first access (a 302 to S3 in redirect mode)",
     )
-    async def thumbnail(
-        self, request: Request, user: NamedDependency[User], image_id: FromPath[str], height: FromPath[str]
-    ) -> Response:
+    async def thumbnail(self, request: Request, image_id: FromPath[str], height: FromPath[str]) -> Response:
+        user = await provide_user(request)
         if not height.isdigit():  # a path segment: say what is wrong instead of a bare 404
             raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height!r}")
         images, redirects = root(request).images(), redirects_of(request)
@@ -142,9 +142,8 @@ class ImageController(Controller):
         responses={**errors(401, 403, 404, 503), **RANGE_ERROR},
         summary="The original bytes; a Range header gets 206 (a 302 to S3 in redirect mode)",
     )
-    async def original(
-        self, request: Request, user: NamedDependency[User], image_id: FromPath[str]
-    ) -> Response | Stream:
+    async def original(self, request: Request, image_id: FromPath[str]) -> Response | Stream:
+        user = await provide_user(request)
         images, redirects = root(request).images(), redirects_of(request)
         image = images.known_original(user, image_id)
         if image is None:
