@@ -142,11 +142,29 @@ def server(args: list[str], env: dict[str, str], ready_path: str, log: Path) -> 
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    SERVER_GROUPS[base] = process.pid  # its own session: the group id is its pid
     try:
         wait_http(base + ready_path, process=process)
         yield base
     finally:
+        SERVER_GROUPS.pop(base, None)
         _stop(process)
+
+
+SERVER_GROUPS: dict[str, int] = {}
+
+
+def server_cpu_seconds(base: str) -> float:
+    """CPU seconds (user + system) used so far by every process of the server at `base`."""
+    group, total = SERVER_GROUPS[base], 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[2]) == group:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -24,19 +24,24 @@ from bench.fixtures import cloud_available, encode, photo_like
 
 # Why a missed target is missed, and what would meet it (the measured note comes first).
 THUMB = (
-    "Warm requests are answered from the read cache on the event loop: no SQL, no thread hop, "
-    "the thumbnail bytes from memory. What is left per request is Litestar's routing and "
-    "response, the JSON access-log line and the Prometheus counters, the remembered token, and "
-    "one stamp read to honour 'changes apply on the next request': two reads of a shared memory "
-    "map embedded, one Redis MGET awaited on the event loop in cloud mode. That round trip is "
-    "most of the cloud gap; skipping it safely needs pushed invalidation (Redis client-side "
-    "caching with RESP3 tracking), or clients fetching through redirect mode or a CDN."
+    "Warm requests are answered from memory on the event loop: no SQL, no thread hop, the bytes "
+    "from the small-blob cache, sent as a pre-encoded response. What is left per request is "
+    "Litestar's routing, the remembered token, one stamp read to honour 'changes apply on the "
+    "next request' (two reads of a shared memory map embedded; in cloud mode a share of one Redis "
+    "MGET, grouped across the requests in flight), the JSON access-log line and the Prometheus "
+    "counters. Less would mean dropping the access log or answering before Litestar routes."
 )
 LINK = (
     "The link's image, owner and expiry are remembered (they never change); the image entry is "
     "checked against its owner's stamp, and the original comes from the small-blob cache."
 )
-WORKERS = "wrk and both workers share the 2 cores, and each request's SQLite work and logging is per process; a load generator on its own machine (or more cores) is needed to see the workers' own scaling."
+WORKERS = (
+    "wrk and both workers share the machine's 2 cores (the figures give the CPU each server "
+    "used): with one worker, wrk has the other core to itself; with two, it takes its share "
+    "from them, and the faster a request is the larger that share. Nothing is shared between "
+    "the workers on this path (the change counters are only read). A load generator on its own "
+    "machine, or more cores, is what would show the workers' own scaling."
+)
 REMEDIES = {
     "render 200 px from a 12 MP PNG": (
         "PNG has no reduced-scale decode, so both sides inflate every pixel; Pillow's "
@@ -46,9 +51,8 @@ REMEDIES = {
     ),
     "warm thumbnail GET": THUMB,
     "GET /api/v1/images": (
-        "The page is remembered under the owner's stamp (an upload or delete by the owner moves it); "
-        "each request still builds 20 Image structs and their link URLs for the caller's current "
-        "permissions, where the bare route sends pre-encoded JSON. " + THUMB
+        "The page is remembered under the owner's stamp (an upload or delete by the owner moves it), "
+        "and its JSON is encoded once per page and permission set. " + THUMB
     ),
     "GET /l/{token}": LINK,
     "imagify serve --workers 2": WORKERS,
@@ -68,7 +72,7 @@ REMEDIES = {
 CLOUD = (
     "Cloud: MariaDB, Redis and S3 (moto, an emulator running inside the benchmark process) "
     "share this machine's 2 cores with the server and wrk. A warm request touches neither "
-    "MariaDB nor S3, only Redis (the stamp)."
+    "MariaDB nor S3, only Redis (the grouped stamp read)."
 )
 
 
@@ -177,6 +181,12 @@ def markdown(report: Report, info: dict[str, str], command: str, options: Option
         f"{options.connections} connections unless stated, {options.warmup:.0f} s warm-up then "
         f"{options.duration:.0f} s measured; req/s and p50/p99 latency from `wrk --latency`. Each pair "
         f"(imagify, bare) is run alternately {http.ROUNDS} times and the best run of each is kept.",
+        "- Workers: `--workers 1` and `--workers 2` on the same data, 32 connections, run alternately "
+        f"{http.ROUNDS} times, best of each, beside the same pair with `IMAGIFY_READ_CACHE=off` (every "
+        "request on the database path). The CPU the server's processes used during each run is read "
+        "from /proc; wrk and the machine's other services have what is left of the 2 cores.",
+        f"- Cold thumbnail: upload a 12 MP JPEG, then time its first thumbnail GET; against "
+        f"`render_thumbnail` on the same bytes right after; median of {2 * options.runs - 1} pairs after one warm-up pair.",
         "- The bare floor is `bench/bare_app.py`: a Litestar app on the same uvicorn settings whose "
         "async routes return the very bytes imagify answered (the thumbnail, the 20-item JSON page, "
         "the original) from memory, pre-encoded.",

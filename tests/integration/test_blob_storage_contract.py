@@ -149,6 +149,29 @@ def test_a_presigned_url_fetches_the_blob_without_credentials(
         assert (response.read(), response.headers["Content-Type"]) == (b"signed bytes", "image/jpeg")
 
 
+def test_a_presigned_url_is_reused_only_while_half_its_lifetime_remains(
+    s3_bucket: tuple[str, str], s3_client: Any
+) -> None:
+    _, bucket = s3_bucket
+    signed: list[str] = []
+
+    class CountingClient:
+        def generate_presigned_url(self, *args: Any, **kwargs: Any) -> str:
+            signed.append(kwargs["Params"]["Key"])
+            return s3_client.generate_presigned_url(*args, **kwargs)  # type: ignore[no-any-return]
+
+    now = [1000.0]
+    storage = S3BlobStorage(CountingClient(), bucket, prefix="p", monotonic=lambda: now[0])
+    first = storage.presigned_url("originals/abc", 60)
+    now[0] += 30
+    assert storage.presigned_url("originals/abc", 60) == first
+    storage.presigned_url("originals/other", 60)
+    assert signed == ["p/originals/abc", "p/originals/other"]
+    now[0] += 0.5  # less than half of its 60 s left: signed anew
+    storage.presigned_url("originals/abc", 60)
+    assert signed == ["p/originals/abc", "p/originals/other", "p/originals/abc"]
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

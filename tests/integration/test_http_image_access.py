@@ -136,3 +136,23 @@ def test_an_unknown_image_id_is_404_everywhere(client, make_user):
     ann = make_user("ann", "enterprise")
     for method, path, extra in routes_of(UNKNOWN) + routes_of("not-an-id"):
         assert_error(client.request(method, path, headers=ann.headers, **extra), 404)
+
+
+def test_a_listing_served_from_memory_follows_uploads_deletes_and_tier_changes(client, make_user, container):
+    ann = make_user("ann", "premium")
+    first = upload(client, ann).json()["id"]
+
+    def listing() -> list[tuple[str, set[str]]]:
+        items = client.get("/api/v1/images", headers=ann.headers).json()["items"]
+        return [(item["id"], set(item["links"]["thumbnails"])) for item in items]
+
+    for _ in range(3):  # loaded, then remembered, then its body reused
+        assert listing() == [(first, {"200", "400"})]
+    second = upload(client, ann).json()["id"]
+    assert listing() == [(second, {"200", "400"}), (first, {"200", "400"})]
+    assert listing() == [(second, {"200", "400"}), (first, {"200", "400"})]
+    container.admin().update_user("tests", "ann", tiers=["basic"])
+    assert listing() == [(second, {"200"}), (first, {"200"})]
+    assert listing() == [(second, {"200"}), (first, {"200"})]
+    assert client.delete(f"/api/v1/images/{second}", headers=ann.headers).status_code == 204
+    assert listing() == [(first, {"200"})]

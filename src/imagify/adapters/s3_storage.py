@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -59,11 +60,18 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return parts.netloc, parts.path.strip("/")
 
 
+PRESIGNED_KEPT = 10_000  # presigned URLs remembered for reuse (see presigned_url)
+
+
 class S3BlobStorage:
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+    def __init__(
+        self, client: Any, bucket: str, prefix: str = "", monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self._prefix = prefix.strip("/")
+        self._monotonic = monotonic
+        self._presigned: dict[tuple[str, int], tuple[str, float]] = {}
 
     def put(self, key: str, data: BinaryIO | bytes, content_type: str) -> None:
         name = self._name(key)
@@ -165,10 +173,22 @@ class S3BlobStorage:
             raise Unavailable(f"S3 bucket {self._bucket!r} is unreachable: {error}") from error
 
     def presigned_url(self, key: str, seconds: int) -> str:
-        """A URL that fetches the blob without credentials for `seconds`."""
+        """A URL that fetches the blob without credentials for `seconds`, or at least half that.
+
+        A URL is handed out again while half its lifetime or more remains: signing is most
+        of the cost of a redirect, and a repeated URL is one a browser or CDN can cache.
+        It never outlives what it was signed for.
+        """
+        now = self._monotonic()
+        kept = self._presigned.get((key, seconds))
+        if kept is not None and kept[1] - now >= seconds / 2:
+            return kept[0]
         url: str = self._client.generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": self._name(key)}, ExpiresIn=seconds
         )
+        if len(self._presigned) >= PRESIGNED_KEPT:
+            self._presigned.clear()  # a bound, not an LRU: signing again is all it costs
+        self._presigned[(key, seconds)] = (url, now + seconds)
         return url
 
     def _name(self, key: str) -> str:

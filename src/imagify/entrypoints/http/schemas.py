@@ -102,19 +102,23 @@ class EncodedPages:
     stale body can be sent, and the permissions in the key keep the links exact.
     """
 
-    def __init__(self, max_entries: int = 2048) -> None:
+    def __init__(self, max_entries: int = 1024) -> None:
         self._max = max_entries
         self._bodies: OrderedDict[tuple[int, str, Permissions], tuple[Page, bytes]] = OrderedDict()
 
-    def body(self, page: Page, user: User, base_url: str) -> bytes:
+    def body(self, page: Page, user: User, base_url: str, remembered: bool) -> bytes:
+        """The page's JSON; kept for next time only when the page itself was `remembered`
+        (served by the read cache), since only then can the same object come again."""
         key = (id(page), base_url, user.permissions)  # id is unique while the entry holds the page
         hit = self._bodies.get(key)
         if hit is not None and hit[0] is page:
+            self._bodies.move_to_end(key)
             return hit[1]
         body = msgspec.json.encode(ImagePage(images_out(page.items, user, base_url), page.next_cursor))
-        self._bodies[key] = (page, body)
-        if len(self._bodies) > self._max:
-            self._bodies.popitem(last=False)
+        if remembered:
+            self._bodies[key] = (page, body)
+            if len(self._bodies) > self._max:
+                self._bodies.popitem(last=False)
         return body
 
 

@@ -96,9 +96,10 @@ class ImageController(Controller):
         services = root(request)
         images, settings = services.images(), services.settings()
         page = images.known_page(user, cursor, limit)
+        remembered = page is not None
         if page is None:
             page = await anyio.to_thread.run_sync(images.list, user, cursor, limit)
-        body = encoded_pages(request).body(page, user, base_url(request, settings))
+        body = encoded_pages(request).body(page, user, base_url(request, settings), remembered)
         return EncodedResponse(body, MediaType.JSON, {})
 
     @get("/{image_id:str}", sync_to_thread=True, responses=errors(401, 404), summary="One image")
