@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -48,6 +50,7 @@ def run(report: Report, options: Options, workdir: Path, name: str, files: dict[
             _throughput(report, options, workdir, dep, base, log)
             if name == "embedded":
                 _cold_thumbnail(report, options, dep, base, files["jpeg12"])
+                _storm(report, options, dep, base, files["jpeg12"])
         if name == "embedded":
             _workers(report, options, dep, log)
         else:
@@ -124,6 +127,61 @@ def _cold_thumbnail(report: Report, options: Options, dep: Deployment, base: str
         "cold thumbnail over HTTP (upload, then first GET)", "the render alone", "<= 1.3x",
         ratio, ratio <= 1.3, f"{ours * 1000:.1f} ms vs {floor * 1000:.1f} ms",
     ))  # fmt: skip
+
+
+STORM_IMAGES = 24  # 12 MP JPEGs, each asked for at two heights at once: 48 first renders
+STORM_CLIENTS = 48
+
+
+def _storm(report: Report, options: Options, dep: Deployment, base: str, data: bytes) -> None:
+    """The warm listing's latency alone, then while a storm of first thumbnail GETs renders."""
+    with httpx.Client(base_url=base, headers=dep.headers, timeout=120) as client:
+        ids = []
+        for n in range(STORM_IMAGES):
+            created = client.post("/api/v1/images", files={"file": (f"storm-{n}.jpg", data, "image/jpeg")})
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+    url = f"{base}/api/v1/images?limit={PAGE}"
+    get(url, dep.headers)
+    quiet = wrk(url, options, dep.headers, connections=4)
+    paths = [f"/api/v1/images/{i}/thumbnails/{h}" for i in ids for h in (200, 400)]
+    statuses: list[int] = []
+    timing: dict[str, float] = {}
+
+    def storm() -> None:
+        def first_get(path: str) -> int:
+            with httpx.Client(base_url=base, headers=dep.headers, timeout=120) as client:
+                return client.get(path).status_code
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(STORM_CLIENTS) as pool:
+            statuses.extend(pool.map(first_get, paths))
+        timing["storm"] = time.perf_counter() - started
+
+    def ready_ms() -> float:  # a route that needs a worker thread and the database
+        started = time.perf_counter()
+        assert get(f"{base}/health/ready")[0] == 200
+        return (time.perf_counter() - started) * 1000
+
+    idle_ready = [ready_ms() for _ in range(10)]
+    thread = threading.Thread(target=storm)
+    thread.start()
+    time.sleep(0.3)
+    storm_ready = []
+    while thread.is_alive() and len(storm_ready) < 10:
+        storm_ready.append(ready_ms())
+    # wrk's warm-up overlaps the storm's start; its measured seconds fall inside the storm
+    busy = wrk(url, Options(duration=2, warmup=1), dep.headers, connections=4)
+    thread.join()
+    assert statuses == [200] * len(paths), statuses
+    report.figure(dep.name, "warm GET /api/v1/images, 4 connections, idle", quiet.text())
+    report.figure(dep.name, f"the same during {len(paths)} concurrent first thumbnail GETs", busy.text(),
+                  f"all {len(paths)} answered 200 in {timing['storm']:.1f} s; renders run in a pool of one thread per core")  # fmt: skip
+    report.figure(dep.name, "GET /health/ready (a worker thread and a query), idle",
+                  f"p50 {statistics.median(idle_ready):.1f} ms, max {max(idle_ready):.1f} ms")  # fmt: skip
+    report.figure(dep.name, "GET /health/ready during the storm",
+                  f"p50 {statistics.median(storm_ready):.1f} ms, max {max(storm_ready):.1f} ms" if storm_ready else "storm over first",
+                  f"{len(storm_ready)} sequential calls")  # fmt: skip
 
 
 def _workers(report: Report, options: Options, dep: Deployment, log: Path) -> None:

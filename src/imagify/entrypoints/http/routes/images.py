@@ -60,6 +60,21 @@ def redirects_of(request: Request) -> Redirects:
     return Redirects(container.blobs(), settings.presigned_url_seconds)
 
 
+# Thumbnail requests that miss memory wait for their render in threads of their own, at
+# most this many at once (more wait on the event loop, holding no thread). The renders
+# run in the renderer's pool of one thread per core, so a storm of first GETs queues
+# there instead of taking the worker threads that logins, uploads and reads need.
+RENDER_WAITS = 64
+
+
+def render_waits(request: Request) -> anyio.CapacityLimiter:
+    state = request.app.state
+    limiter = state.get("render_waits")
+    if limiter is None:  # made on the serving event loop, on first use
+        limiter = state.render_waits = anyio.CapacityLimiter(RENDER_WAITS)
+    return limiter  # type: ignore[no-any-return]
+
+
 class ImageController(Controller):
     path = "/api/v1/images"
     tags = ["images"]
@@ -127,7 +142,9 @@ class ImageController(Controller):
         # From memory on the event loop when it can be (no I/O), else in a worker thread.
         rendition = images.known_thumbnail(user, image_id, int(height))
         if rendition is None:
-            rendition = await anyio.to_thread.run_sync(images.thumbnail, user, image_id, int(height))
+            rendition = await anyio.to_thread.run_sync(
+                images.thumbnail, user, image_id, int(height), limiter=render_waits(request)
+            )
         if not_modified(request, rendition.etag):
             return not_modified_response(rendition.etag, THUMBNAIL_CACHE)
         if location := redirects.location(rendition.storage_key):
