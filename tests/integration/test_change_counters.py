@@ -13,6 +13,9 @@ import redis
 
 from imagify.adapters.change_counters import MappedChangeCounters, RedisChangeCounters
 from imagify.adapters.redis_links import make_async_redis, make_redis
+from imagify.adapters.sql.migrate import upgrade
+from imagify.entrypoints.container import build_container, shutdown
+from tests.integration.conftest import embedded_settings
 from tests.integration.faults import TcpProxy, host_port, through
 
 pytestmark = pytest.mark.integration
@@ -101,3 +104,59 @@ def test_many_concurrent_reads_on_one_loop_agree_and_see_a_change_made_before_th
             assert (before != after) == (owner % 3 == 1)
 
     asyncio.run(scenario())
+
+
+def test_counters_lost_by_redis_never_come_back_with_a_value_already_seen(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    prefix = f"test-{tmp_path.name}:"
+    counters = RedisChangeCounters(redis_client, make_async_redis(redis_url), prefix=prefix)
+    seen = {counters.stamp(1)}
+    counters.images_changed(1)
+    counters.users_changed()
+    seen.add(counters.stamp(1))
+    for loss in range(4):  # Redis restarted empty, or evicted the keys
+        redis_client.delete(*redis_client.keys(f"{prefix}*"))
+        on_a_loop = RedisChangeCounters(redis_client, make_async_redis(redis_url), prefix=prefix)
+        if loss % 2:  # the first read after the loss is a blocking one, or one on an event loop
+            again = counters.stamp(1)
+            assert asyncio.run(on_a_loop.stamp_async(1)) == again
+        else:
+            again = asyncio.run(on_a_loop.stamp_async(1))  # type: ignore[assignment]
+            assert counters.stamp(1) == again
+        assert again not in seen and None not in again
+        seen.add(again)
+
+
+def test_a_change_that_could_not_be_published_is_reported_until_it_is(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    with TcpProxy(*host_port(redis_url)) as proxy:
+        client = make_redis(through(redis_url, proxy))
+        counters = RedisChangeCounters(client, make_async_redis(through(redis_url, proxy)), prefix="test-flush:")
+        assert counters.flush()
+        proxy.down()
+        counters.users_changed()
+        assert not counters.flush()
+        proxy.up()
+        assert counters.flush()
+        client.close()
+
+
+def test_a_writer_with_the_cache_off_and_its_own_data_folder_still_tells_the_servers(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'shared' / 'imagify.db'}"
+    server = build_container(embedded_settings(tmp_path / "server", IMAGIFY_DATABASE_URL=database))
+    cli = build_container(embedded_settings(tmp_path / "cli", IMAGIFY_DATABASE_URL=database, IMAGIFY_READ_CACHE="off"))
+    try:
+        upgrade(database)
+        cli.admin().create_user("cli", "ann", "a-long-password", ["enterprise"], False)
+        with server.uow()() as uow:
+            ann_id = uow.users.get_by_username("ann").id
+        token = server.signer().issue(ann_id, server.clock().now())[0]
+        assert server.auth().authenticate(token).permissions.original_access
+        assert server.auth().authenticate(token).permissions.original_access  # now from memory
+        cli.admin().update_user("cli", "ann", tiers=["basic"])
+        assert not server.auth().authenticate(token).permissions.original_access
+    finally:
+        shutdown(server)
+        shutdown(cli)

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from imagify.entrypoints.cli import main
+from tests.integration.faults import TcpProxy, host_port, through
 
 
 @pytest.fixture
@@ -106,3 +107,17 @@ def test_the_cli_goes_through_the_audited_admin_use_cases(run, migrated, caplog)
     assert [(r.actor, r.action, r.target) for r in caplog.records if r.name == "imagify.audit"] == [
         ("cli", "tier.create", "pro")
     ]
+
+
+def test_a_change_the_servers_could_not_be_told_of_is_saved_with_a_warning(run, mysql_database, redis_client, redis_url):
+    env = {"IMAGIFY_DATABASE_URL": mysql_database(), "IMAGIFY_SECRET_KEY": "cli-test-secret-of-at-least-32-characters"}
+    with TcpProxy(*host_port(redis_url)) as proxy:
+        env["IMAGIFY_REDIS_URL"] = through(redis_url, proxy)
+        migrated = run("migrate", **env)
+        assert migrated.exit_code == 0 and "warning" not in migrated.stderr, migrated.output
+        proxy.down()
+        created = run("users", "create", "ann", "--password", "a-long-password", **env)
+    assert created.exit_code == 0, created.output
+    assert "created ann" in created.stdout
+    assert "warning: the change is saved, but Redis could not be told of it" in created.stderr
+    assert "ann\t-" in run("users", "list", **env).stdout

@@ -146,6 +146,15 @@ def test_deleting_a_user_deletes_their_images_thumbnails_and_links(client, root,
     assert login(client, "ann").status_code == 401
 
 
+def test_a_deleted_users_token_never_works_for_the_user_created_after_them(client, root, make_user):
+    ann = make_user("ann", "enterprise")  # the newest user: the id a reusing database gives next
+    assert client.get("/api/v1/me", headers=ann.headers).json()["username"] == "ann"
+    assert client.delete(f"{USERS}/ann", headers=root.headers).status_code == 204
+    bob = make_user("bob", "basic")
+    assert_error(client.get("/api/v1/me", headers=ann.headers), 401)
+    assert client.get("/api/v1/me", headers=bob.headers).json()["username"] == "bob"
+
+
 def test_an_unknown_user_is_404_on_read_patch_and_delete(client, root):
     assert_error(client.get(f"{USERS}/nobody", headers=root.headers), 404)
     assert_error(client.patch(f"{USERS}/nobody", json={"tiers": []}, headers=root.headers), 404)

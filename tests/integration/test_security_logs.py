@@ -21,6 +21,9 @@ class BrokenLinks(LinkService):
     def __init__(self) -> None:  # nothing to wire: it only fails
         pass
 
+    def begin_request(self) -> None:
+        pass
+
     async def known(self, token: str):
         return None  # nothing in memory: the route goes on to resolve()
 

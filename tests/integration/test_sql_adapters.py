@@ -23,9 +23,10 @@ from imagify.adapters.sql import (
     make_engine,
     upgrade,
 )
+from imagify.adapters.sql.migrate import head_revision
 from imagify.adapters.sql.tables import links as links_table
 from imagify.adapters.sql.tables import metadata
-from imagify.domain.errors import Unavailable
+from imagify.domain.errors import Conflict, Unavailable
 from imagify.domain.model import ExpiringLink, Image, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
 from imagify.domain.ports import Cursor
@@ -86,7 +87,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == head_revision() == "0002"
     assert _tables(database_url) == TABLES
     engine = make_engine(database_url)
     try:
@@ -381,3 +382,28 @@ def test_the_link_store_keeps_only_a_hash_of_the_token(engine: Engine) -> None:
     with engine.connect() as connection:
         stored = connection.execute(select(links_table.c.token_hash)).scalars().all()
     assert stored == [hashlib.sha256(b"secret-token").hexdigest()]
+
+
+def test_upgrading_from_the_first_revision_keeps_users_and_never_reuses_their_ids(database_url: str) -> None:
+    upgrade(database_url, "0001")
+    engine = make_engine(database_url)
+    try:
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            for name in ("ann", "bob", "cy"):
+                uow.users.add(User(None, name, "hash", False, ["basic"]))
+            uow.commit()
+        upgrade(database_url)
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            ids = {name: uow.users.get_by_username(name).id for name in ("ann", "bob", "cy")}
+            assert uow.users.get_by_username("cy").tiers == ["basic"]
+            uow.users.delete(ids["cy"])
+            uow.commit()
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            uow.users.add(User(None, "dee", "hash", False, []))
+            uow.commit()
+            assert uow.users.get_by_username("dee").id > ids["cy"]
+        with pytest.raises(Conflict), SqlAlchemyUnitOfWork(engine) as uow:  # still unique
+            uow.users.add(User(None, "ann", "hash", False, []))
+            uow.commit()
+    finally:
+        engine.dispose()

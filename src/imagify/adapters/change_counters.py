@@ -68,9 +68,14 @@ class MappedChangeCounters:
 class RedisChangeCounters:
     """`{prefix}changes:users` and `{prefix}changes:owner:{id}`, read together with one MGET.
 
+    A change stores fresh random bytes, as the mapped file does, and a read that finds a
+    key missing creates it with fresh random bytes (SET NX) before using it. So a value
+    is never seen twice, even after Redis lost its keys (a restart without persistence,
+    an eviction, a flush): an entry stamped before the loss can never look current again.
+
     When Redis cannot be reached a stamp is None (callers then trust no cached entry). A
     change that could not be published is kept and published on this process's next good
-    round trip, so it is late rather than lost.
+    round trip, so it is late rather than lost; `flush()` says whether any is still waiting.
 
     On an event loop, concurrent reads are grouped (see _GroupedReads): one MGET answers
     every request that asked while the previous one was in flight.
@@ -85,19 +90,25 @@ class RedisChangeCounters:
         self._async = async_client  # for event loops: the same server, never blocking
         self._users = f"{prefix}changes:users"
         self._owner = f"{prefix}changes:owner:"
-        self._unpublished: set[str] = set()
+        # key -> how many changes to it wait; a publish removes only what it sent, so a
+        # change that fails while an earlier publish is in flight is not forgotten.
+        self._unpublished: dict[str, int] = {}
         self._guard = threading.Lock()
         self._grouped: _GroupedReads | None = None
 
     def stamp(self, owner_id: int) -> Stamp | None:
+        keys = [self._users, f"{self._owner}{owner_id}"]
         try:
             if self._unpublished:
                 self._publish()
-            users, owner = self._redis.mget(self._users, f"{self._owner}{owner_id}")
+            values = self._redis.mget(keys)
+            if None in values:
+                self._create(keys, values).execute()
+                values = self._redis.mget(keys)
         except redis.RedisError as error:
             log.warning("change counters unreadable, serving without the read cache: %s", error)
             return None
-        return users, owner
+        return values[0], values[1]
 
     async def stamp_async(self, owner_id: int) -> Stamp | None:
         loop = asyncio.get_running_loop()
@@ -106,13 +117,22 @@ class RedisChangeCounters:
         return await self._grouped.read(owner_id)
 
     async def _read_many(self, owner_ids: list[int]) -> dict[int, Stamp] | None:
+        keys = [self._users, *(f"{self._owner}{o}" for o in owner_ids)]
         try:
             if self._unpublished:
                 await self._publish_async()
-            users, *owners = await self._async.mget(self._users, *(f"{self._owner}{o}" for o in owner_ids))
+            values = await self._async.mget(keys)
+            if None in values:
+                async with self._async.pipeline(transaction=False) as pipe:
+                    for key, value in zip(keys, values, strict=True):
+                        if value is None:
+                            pipe.set(key, _fresh(), nx=True)
+                    await pipe.execute()
+                values = await self._async.mget(keys)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as error:
             log.warning("change counters unreadable, serving without the read cache: %s", error)
             return None
+        users, *owners = values
         return {owner_id: (users, owner) for owner_id, owner in zip(owner_ids, owners, strict=True)}
 
     async def aclose(self) -> None:
@@ -124,35 +144,61 @@ class RedisChangeCounters:
     def images_changed(self, owner_id: int) -> None:
         self._changed(f"{self._owner}{owner_id}")
 
+    def flush(self) -> bool:
+        """Publish what waits; True when nothing is left unpublished."""
+        try:
+            self._publish()
+        except redis.RedisError as error:
+            log.error("could not publish a change to Redis: %s", error)
+        return not self._unpublished
+
     def _changed(self, key: str) -> None:
         with self._guard:
-            self._unpublished.add(key)
+            self._unpublished[key] = self._unpublished.get(key, 0) + 1
         try:
             self._publish()
         except redis.RedisError as error:
             log.error("could not publish a change to Redis (retried on the next request): %s", error)
 
+    def _create(self, keys: list[str], values: list[object]) -> redis.client.Pipeline:
+        pipe = self._redis.pipeline(transaction=False)
+        for key, value in zip(keys, values, strict=True):
+            if value is None:
+                pipe.set(key, _fresh(), nx=True)
+        return pipe
+
     def _publish(self) -> None:
         with self._guard:
-            keys = sorted(self._unpublished)
-        if not keys:
+            sent = dict(self._unpublished)
+        if not sent:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.incr(key)
+        for key in sorted(sent):
+            pipe.set(key, _fresh())
         pipe.execute()
-        with self._guard:
-            self._unpublished.difference_update(keys)
+        self._published(sent)
 
     async def _publish_async(self) -> None:
         with self._guard:
-            keys = sorted(self._unpublished)
+            sent = dict(self._unpublished)
         async with self._async.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.incr(key)
+            for key in sorted(sent):
+                pipe.set(key, _fresh())
             await pipe.execute()
+        self._published(sent)
+
+    def _published(self, sent: dict[str, int]) -> None:
         with self._guard:
-            self._unpublished.difference_update(keys)
+            for key, count in sent.items():
+                left = self._unpublished.get(key, 0) - count
+                if left > 0:
+                    self._unpublished[key] = left  # changed again meanwhile: still to send
+                else:
+                    self._unpublished.pop(key, None)
+
+
+def _fresh() -> bytes:
+    return os.urandom(WIDTH)
 
 
 class _GroupedReads:
@@ -203,7 +249,7 @@ class _GroupedReads:
 
 
 class NoChangeCounters:
-    """No shared counters (caching off, or MySQL without Redis): nothing is cached."""
+    """No shared counters (MySQL without Redis): nothing is cached."""
 
     local = True
 

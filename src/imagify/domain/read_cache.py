@@ -69,7 +69,7 @@ class ReadCache:
 
     async def prepare(self, owner_id: int) -> None:
         """Read the owner's stamp without blocking the event loop, for this request's peeks."""
-        if self._counters.local:
+        if self._counters.local or not self._max_entries:
             return
         memo = _request_stamps.get()
         if memo is None:
@@ -128,6 +128,8 @@ class ReadCache:
 
         None from `load` (nothing there) is not remembered.
         """
+        if not self._max_entries:  # caching off: no stamp to read either
+            return load()
         hit = self.get(key)
         if hit is not None:
             return hit  # type: ignore[return-value]
@@ -139,7 +141,8 @@ class ReadCache:
 
     def remember(self, key: Hashable, value: object) -> None:
         """Keep an immutable fact (no stamp): it is only aged out."""
-        self._put(key, _Entry(value, None, None, self._monotonic()))
+        if self._max_entries:
+            self._put(key, _Entry(value, None, None, self._monotonic()))
 
     def users_changed(self) -> None:
         """A user or a tier changed: every process re-reads users (call after the commit)."""

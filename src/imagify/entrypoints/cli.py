@@ -32,7 +32,9 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            _warn_if_unpublished()
+            return result
         except (DomainError, SettingsError) as error:
             _fail(getattr(error, "detail", None) or str(error))
         except SQLAlchemyError as error:
@@ -42,8 +44,25 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+_built: list[Container] = []  # what this command built, for _warn_if_unpublished
+
+
 def container() -> Container:
-    return build_container(load_settings())
+    _built.append(build_container(load_settings()))
+    return _built[-1]
+
+
+def _warn_if_unpublished() -> None:
+    """A command's change is committed; say so if the servers' caches could not be told."""
+    for app in _built:
+        flush = getattr(app.change_counters(), "flush", None)  # nothing to do when none waits
+        if flush is not None and not flush():
+            click.echo(
+                "warning: the change is saved, but Redis could not be told of it: running servers "
+                "may answer from what they remember for up to 60 s",
+                err=True,
+            )
+    _built.clear()
 
 
 def announce_first_admin(app: Container) -> None:

@@ -30,7 +30,7 @@ from imagify.adapters.sql import (
 )
 from imagify.adapters.system import LocalLockManager, SecretsIdGenerator, SystemClock
 from imagify.domain.ports import BlobStorage, ChangeCounters, LinkStore, LockManager, LoginThrottle, Renderer
-from imagify.domain.read_cache import ReadCache
+from imagify.domain.read_cache import MAX_ENTRIES, ReadCache
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
 from imagify.domain.services.doctor import DoctorService
@@ -90,16 +90,34 @@ def build_renderer(settings: Settings, blobs: BlobStorage) -> Renderer:
 
 
 def build_change_counters(settings: Settings, redis_client: redis.Redis | None) -> ChangeCounters:
-    """What keeps every process's read cache true: Redis across machines, a shared file on one."""
-    if settings.read_cache == "off":
-        return NoChangeCounters()
+    """What keeps every process's read cache true, chosen by the database, not by whether
+    this process caches: a writer with the cache off must still tell the others.
+
+    SQLite lives on one machine, so its counters are a file beside the database file,
+    found by every process that opens that database whatever its data folder. A shared
+    database server needs Redis, given to every process that writes to it.
+    """
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or "mode=memory" in database or database.startswith("file:"):
+            path = settings.data_path / "change-counters"
+        else:
+            path = Path(database).expanduser().with_name(Path(database).name + "-changes")
+        try:
+            return MappedChangeCounters(path)
+        except OSError as error:  # the database's folder is unusable: so is the database
+            log.warning("read cache off: cannot open the change counters at %s: %s", path, error)
+            return NoChangeCounters()
     if redis_client is not None and settings.redis_url:
         return RedisChangeCounters(redis_client, make_async_redis(settings.redis_url))
-    if make_url(settings.database_url).get_backend_name() == "sqlite":
-        return MappedChangeCounters(settings.data_path / "change-counters")
     # A shared database but no shared counters: another machine's change would go unseen.
     log.info("read cache off: a non-SQLite database without IMAGIFY_REDIS_URL has no shared change counters")
     return NoChangeCounters()
+
+
+def build_read_cache(settings: Settings, counters: ChangeCounters) -> ReadCache:
+    return ReadCache(counters, max_entries=0 if settings.read_cache == "off" else MAX_ENTRIES)
 
 
 def build_image_blobs(settings: Settings, blobs: BlobStorage) -> BlobStorage:
@@ -143,7 +161,7 @@ class Container(containers.DeclarativeContainer):
     )
 
     change_counters = providers.Singleton(build_change_counters, settings, redis)
-    read_cache = providers.Singleton(ReadCache, change_counters)
+    read_cache = providers.Singleton(build_read_cache, settings, change_counters)
     image_blobs = providers.Singleton(build_image_blobs, settings, blobs)
 
     images = providers.Singleton(
@@ -171,12 +189,12 @@ def shutdown(container: Container) -> None:
 
 async def close_async_clients(container: Container) -> None:
     """Close what belongs to the serving event loop (the change counters' Redis client)."""
-    aclose = getattr(container.change_counters(), "aclose", None)
-    if aclose is not None:
-        try:
+    try:
+        aclose = getattr(container.change_counters(), "aclose", None)
+        if aclose is not None:
             await aclose()
-        except Exception:
-            log.warning("could not close the change counters' Redis client", exc_info=True)
+    except Exception:
+        log.warning("could not close the change counters' Redis client", exc_info=True)
 
 
 def build_container(settings: Settings) -> Container:

@@ -67,6 +67,7 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused: a token names its user by id
     **MYSQL_OPTIONS,
 )
 

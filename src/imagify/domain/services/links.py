@@ -59,6 +59,10 @@ class LinkService:
             raise NotFound(GONE)
         return image
 
+    def begin_request(self) -> None:
+        """Start a request's reads (stamps are then read once per owner, in cloud mode)."""
+        self._cache.begin_request()
+
     async def known(self, token: str) -> Image | None:
         """The link's image from memory, or None when resolving it needs a store.
 

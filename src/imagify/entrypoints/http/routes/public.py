@@ -91,6 +91,7 @@ async def follow_link(request: Request, token: FromPath[str]) -> Response | Stre
     links, images = services.link_service(), services.images()
     # Always proxied, also in redirect mode: a presigned URL would outlive the link's expiry
     # (and a deletion of the image) by up to its own lifetime.
+    links.begin_request()  # this request's own stamps, never an earlier one's
     image = await links.known(token)
     if image is None:
         image = await anyio.to_thread.run_sync(links.resolve, token)
