@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,8 +28,11 @@ from imagify.adapters.sql.migrate import head_revision
 from imagify.adapters.sql.tables import links as links_table
 from imagify.adapters.sql.tables import metadata
 from imagify.domain.errors import Conflict, Unavailable
+from imagify.domain.read_cache import ReadCache
+from imagify.domain.services.images import delete_images
 from imagify.domain.model import ExpiringLink, Image, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
+from tests.unit.fakes import FakeBlobStorage, FakeChangeCounters, FakeLinkStore
 from imagify.domain.ports import Cursor
 
 pytestmark = pytest.mark.integration
@@ -407,3 +411,43 @@ def test_upgrading_from_the_first_revision_keeps_users_and_never_reuses_their_id
             uow.commit()
     finally:
         engine.dispose()
+
+
+def test_a_delete_waits_for_a_thumbnail_being_recorded_and_removes_it_with_its_bytes(engine) -> None:
+    factory = SqlAlchemyUnitOfWorkFactory(engine)
+    with factory() as uow:
+        uow.users.add(User(None, "ann", "hash", False, []))
+        uow.commit()
+        owner = uow.users.get_by_username("ann").id
+        uow.images.add(Image("img1", owner, "a.jpg", "image/jpeg", 10, 10, 100, "0" * 64, "originals/img1",
+                             datetime.now(UTC)))  # fmt: skip
+        uow.commit()
+    rendition = Rendition("img1", 200, "thumbnails/img1/200-abc", "image/jpeg", 10, 10, 10, "1" * 64)
+    recorded, finish = threading.Event(), threading.Event()
+
+    def record_thumbnail() -> None:  # ImageService._render's unit of work, held open
+        with factory() as uow:
+            assert uow.images.lock("img1", exclusive=False) is not None
+            uow.renditions.add(rendition)
+            recorded.set()
+            finish.wait(10)
+            uow.commit()
+
+    blobs = FakeBlobStorage()
+    for key in ("originals/img1", rendition.storage_key):
+        blobs.put(key, b"bytes", "image/jpeg")
+    recorder = threading.Thread(target=record_thumbnail)
+    recorder.start()
+    assert recorded.wait(10)
+    deleter = threading.Thread(
+        target=delete_images, args=(factory, blobs, FakeLinkStore(), ["img1"], ReadCache(FakeChangeCounters()))
+    )
+    deleter.start()
+    deleter.join(0.5)
+    assert deleter.is_alive()  # waiting for the thumbnail's row to commit
+    finish.set()
+    recorder.join(10)
+    deleter.join(10)
+    assert blobs.blobs == {}  # the thumbnail's bytes too: its row was listed once it committed
+    with factory() as uow:
+        assert uow.images.get("img1") is None and uow.renditions.list_for("img1") == []

@@ -108,6 +108,9 @@ class FakeImageRepository:
     def get(self, image_id: str) -> Image | None:
         return self._s.images.get(image_id)
 
+    def lock(self, image_id: str, exclusive: bool) -> Image | None:
+        return self.get(image_id)  # one thread at a time: nothing to hold
+
     def list_owned(self, owner_id: int, after: Cursor | None, limit: int) -> list[Image]:
         mine = sorted(
             (i for i in self._s.images.values() if i.owner_id == owner_id),

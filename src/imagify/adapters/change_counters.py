@@ -197,8 +197,8 @@ class RedisChangeCounters:
                     self._unpublished.pop(key, None)
 
 
-def _fresh() -> bytes:
-    return os.urandom(WIDTH)
+def _fresh() -> str:
+    return os.urandom(WIDTH).hex()  # text, so redis-cli and key dumps show it plainly
 
 
 class _GroupedReads:

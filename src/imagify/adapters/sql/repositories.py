@@ -44,6 +44,10 @@ _USER_WITH_PERMISSIONS = select(
 _USER_BY_ID = _USER_WITH_PERMISSIONS.where(users.c.id == bindparam("key"))
 _USER_BY_NAME = _USER_WITH_PERMISSIONS.where(users.c.username == bindparam("key"))
 _IMAGE_BY_ID = select(images).where(images.c.id == bindparam("image_id"))
+# Row locks until commit on MySQL. SQLite has no row locks: there lock() takes the
+# database's write lock instead (BEGIN IMMEDIATE), which serialises the same two paths.
+_IMAGE_BY_ID_EXCLUSIVE = _IMAGE_BY_ID.with_for_update()
+_IMAGE_BY_ID_SHARED = _IMAGE_BY_ID.with_for_update(read=True)
 _IMAGES_OWNED = (
     select(images)
     .where(images.c.owner_id == bindparam("owner_id"))
@@ -243,6 +247,16 @@ class SqlAlchemyImageRepository:
 
     def get(self, image_id: str) -> Image | None:
         row = self._db.execute(_IMAGE_BY_ID, {"image_id": image_id}).first()
+        return None if row is None else _image(row)
+
+    def lock(self, image_id: str, exclusive: bool) -> Image | None:
+        if self._db.dialect.name == "sqlite":
+            # pysqlite opens a transaction only at the first write, so the reads before it
+            # would see a state another writer may change before this one writes.
+            if not self._db.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+                self._db.exec_driver_sql("BEGIN IMMEDIATE")
+        query = _IMAGE_BY_ID_EXCLUSIVE if exclusive else _IMAGE_BY_ID_SHARED
+        row = self._db.execute(query, {"image_id": image_id}).first()
         return None if row is None else _image(row)
 
     def list_owned(self, owner_id: int, after: Cursor | None, limit: int) -> list[Image]:

@@ -217,7 +217,8 @@ class ImageService:
         )
         try:
             with self._uow() as uow:
-                if uow.images.get(image.id) is None:
+                # Shared lock: a delete waits for this row to commit, then removes it and its bytes.
+                if uow.images.lock(image.id, exclusive=False) is None:
                     raise NotFound(f"image {image.id!r} was deleted while its thumbnail rendered")
                 uow.renditions.add(rendition)
                 uow.commit()
@@ -331,7 +332,9 @@ def delete_images(
             # deleted image answer 404, and the link store expires them by their TTL.
             log.warning("links of image %s not deleted now: %s", image_id, error.detail)
         with uow_factory() as uow:
-            image = uow.images.get(image_id)
+            # Exclusive first: a thumbnail being recorded now either commits before (and is
+            # listed here) or finds the image gone (and deletes its own bytes).
+            image = uow.images.lock(image_id, exclusive=True)
             if image is None:
                 continue
             keys = [image.storage_key] + [r.storage_key for r in uow.renditions.list_for(image_id)]
