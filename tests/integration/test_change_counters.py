@@ -33,6 +33,12 @@ def counters(request, tmp_path: Path) -> Iterator[MappedChangeCounters | RedisCh
         yield RedisChangeCounters(client, make_async_redis(url), prefix=f"test-{tmp_path.name}:")
 
 
+def proxied_counters(redis_url: str, proxy: TcpProxy, prefix: str) -> tuple[redis.Redis, RedisChangeCounters]:
+    """Counters reaching Redis through a proxy the test can cut."""
+    client = make_redis(through(redis_url, proxy))
+    return client, RedisChangeCounters(client, make_async_redis(through(redis_url, proxy)), prefix=prefix)
+
+
 def test_a_users_change_moves_every_owners_stamp(counters) -> None:
     before = [counters.stamp(owner) for owner in (1, 2, 5000)]
     counters.users_changed()
@@ -75,8 +81,7 @@ def test_redis_unreachable_gives_no_stamp_and_a_lost_change_is_published_when_it
     redis_client: redis.Redis, redis_url: str
 ) -> None:
     with TcpProxy(*host_port(redis_url)) as proxy:
-        client = make_redis(through(redis_url, proxy))
-        counters = RedisChangeCounters(client, make_async_redis(through(redis_url, proxy)), prefix="test-outage:")
+        client, counters = proxied_counters(redis_url, proxy, "test-outage:")
         watcher = RedisChangeCounters(redis_client, make_async_redis(redis_url), prefix="test-outage:")
         seen = watcher.stamp(3)
         proxy.down()
@@ -132,8 +137,7 @@ def test_a_change_that_could_not_be_published_is_reported_until_it_is(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
     with TcpProxy(*host_port(redis_url)) as proxy:
-        client = make_redis(through(redis_url, proxy))
-        counters = RedisChangeCounters(client, make_async_redis(through(redis_url, proxy)), prefix="test-flush:")
+        client, counters = proxied_counters(redis_url, proxy, "test-flush:")
         assert counters.flush()
         proxy.down()
         counters.users_changed()
