@@ -6,8 +6,10 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -15,6 +17,7 @@ from bench.common import IMAGIFY, PYTHON, Load, Options, Report, Target, get, se
 from bench.fixtures import Deployment, deployment, seed
 from imagify.adapters.pillow_render import render_thumbnail
 
+T = TypeVar("T")
 ROUNDS = 3  # each pair is measured imagify/bare alternately this many times; best of each kept
 PAGE = 20
 
@@ -27,18 +30,18 @@ def bare_args(workers: int) -> list[str]:
     return [PYTHON, "-m", "bench.bare_app", "--port", "{port}", "--workers", str(workers)]
 
 
-def best(loads: list[Load]) -> Load:
-    return max(loads, key=lambda load: load.rps)
-
-
-def side_by_side(options: Options, a: tuple[str, dict[str, str]], b: tuple[str, dict[str, str]],
-                 connections: int | None = None) -> tuple[Load, Load]:  # fmt: skip
-    """wrk on a, then b, ROUNDS times in turn; the best run of each."""
+def alternately(a: Callable[[], T], b: Callable[[], T], rps: Callable[[T], float]) -> tuple[T, T]:
+    """a, then b, ROUNDS times in turn; the run of each with the most req/s."""
     runs_a, runs_b = [], []
     for _ in range(ROUNDS):
-        runs_a.append(wrk(a[0], options, a[1], connections))
-        runs_b.append(wrk(b[0], options, b[1], connections))
-    return best(runs_a), best(runs_b)
+        runs_a.append(a())
+        runs_b.append(b())
+    return max(runs_a, key=rps), max(runs_b, key=rps)
+
+
+def side_by_side(options: Options, a: tuple[str, dict[str, str]], b: tuple[str, dict[str, str]]) -> tuple[Load, Load]:
+    """wrk on a, then b, in turn; the best run of each."""
+    return alternately(lambda: wrk(a[0], options, a[1]), lambda: wrk(b[0], options, b[1]), lambda load: load.rps)
 
 
 def run(report: Report, options: Options, workdir: Path, name: str, files: dict[str, bytes]) -> None:
@@ -193,13 +196,13 @@ def _workers(report: Report, options: Options, dep: Deployment, log: Path) -> No
             for base in (one, two):  # each worker of the pair warms its connections up
                 for _ in range(4):
                     get(base + url, dep.headers)
-            runs: dict[str, list[tuple[Load, float]]] = {one: [], two: []}
-            for _ in range(ROUNDS):
-                for base in (one, two):
-                    cpu, started = server_cpu_seconds(base), time.monotonic()
-                    load = wrk(base + url, options, dep.headers, connections=32)
-                    runs[base].append((load, (server_cpu_seconds(base) - cpu) / (time.monotonic() - started)))
-            (w1, cores1), (w2, cores2) = (max(runs[b], key=lambda r: r[0].rps) for b in (one, two))
+
+            def measured(base: str) -> tuple[Load, float]:  # the load, and the cores the server used
+                cpu, started = server_cpu_seconds(base), time.monotonic()
+                load = wrk(base + url, options, dep.headers, connections=32)
+                return load, (server_cpu_seconds(base) - cpu) / (time.monotonic() - started)
+
+            (w1, cores1), (w2, cores2) = alternately(lambda: measured(one), lambda: measured(two), lambda r: r[0].rps)
         ratio = w2.rps / w1.rps
         for workers, load, cores in ((1, w1, cores1), (2, w2, cores2)):
             report.figure(dep.name, f"GET /api/v1/images, --workers {workers}{label} (32 connections)", load.text(),

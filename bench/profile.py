@@ -19,7 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.common import IMAGIFY, ROOT, Options, get, server, wrk
+from bench.common import IMAGIFY, ROOT, SERVER_GROUPS, Options, get, server, wrk
 from bench.fixtures import deployment, encode, photo_like, seed
 
 ENDPOINTS = ("thumbnail", "list", "link", "original")
@@ -79,7 +79,7 @@ def main() -> None:
         seed(dep, 21, photo, photo)
         cmd = [IMAGIFY, "serve", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"]
         with server(cmd, dep.env, "/health/live", Path(tmp) / "server.log") as base:
-            pid = _server_pid(base)
+            pid = SERVER_GROUPS[base]  # one worker: `imagify serve` serves in its own process
             for name in args.endpoints:
                 url = urls(base, dep)[name]
                 status, _, _ = get(url, dep.headers)  # renders the thumbnail once
@@ -96,12 +96,6 @@ def main() -> None:
                 )  # fmt: skip
                 load.join()
                 print(f"==== {dep.name} {name}: {url}\n{summarize(raw)}\n", flush=True)
-
-
-def _server_pid(base: str) -> int:
-    port = base.rsplit(":", 1)[1]
-    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
-    return int(out.split("pid=")[1].split(",")[0])
 
 
 if __name__ == "__main__":

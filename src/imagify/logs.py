@@ -23,8 +23,7 @@ class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
         self._encoder = msgspec.json.Encoder(enc_hook=str)  # str() what JSON has no type for
-        self._second = -1
-        self._second_text = ""
+        self._second: tuple[float, str] = (-1.0, "")  # the last second formatted, and its text
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -43,10 +42,11 @@ class JsonFormatter(logging.Formatter):
     def _time(self, created: float) -> str:
         """ISO 8601 in UTC to the millisecond, e.g. 2026-12-01T19:25:37.123+00:00."""
         second, fraction = divmod(created, 1.0)
-        if second != self._second:  # a race here only formats the same second twice
-            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            self._second = second
-        return f"{self._second_text}.{min(int(fraction * 1000), 999):03d}+00:00"
+        cached, text = self._second  # one tuple: threads never see one second's text with another's
+        if second != cached:
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)
+        return f"{text}.{min(int(fraction * 1000), 999):03d}+00:00"
 
 
 def stamp_request_ids() -> None:

@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 import redis.asyncio
@@ -103,7 +104,7 @@ class RedisChangeCounters:
                 self._publish()
             values = self._redis.mget(keys)
             if None in values:
-                self._create(keys, values).execute()
+                _set_fresh(self._redis.pipeline(transaction=False), _missing(keys, values)).execute()
                 values = self._redis.mget(keys)
         except redis.RedisError as error:
             log.warning("change counters unreadable, serving without the read cache: %s", error)
@@ -124,10 +125,7 @@ class RedisChangeCounters:
             values = await self._async.mget(keys)
             if None in values:
                 async with self._async.pipeline(transaction=False) as pipe:
-                    for key, value in zip(keys, values, strict=True):
-                        if value is None:
-                            pipe.set(key, _fresh(), nx=True)
-                    await pipe.execute()
+                    await _set_fresh(pipe, _missing(keys, values)).execute()
                 values = await self._async.mget(keys)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as error:
             log.warning("change counters unreadable, serving without the read cache: %s", error)
@@ -160,31 +158,19 @@ class RedisChangeCounters:
         except redis.RedisError as error:
             log.error("could not publish a change to Redis (retried on the next request): %s", error)
 
-    def _create(self, keys: list[str], values: list[object]) -> redis.client.Pipeline:
-        pipe = self._redis.pipeline(transaction=False)
-        for key, value in zip(keys, values, strict=True):
-            if value is None:
-                pipe.set(key, _fresh(), nx=True)
-        return pipe
-
     def _publish(self) -> None:
         with self._guard:
             sent = dict(self._unpublished)
         if not sent:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for key in sorted(sent):
-            pipe.set(key, _fresh())
-        pipe.execute()
+        _set_fresh(self._redis.pipeline(transaction=False), sorted(sent), only_new=False).execute()
         self._published(sent)
 
     async def _publish_async(self) -> None:
         with self._guard:
             sent = dict(self._unpublished)
         async with self._async.pipeline(transaction=False) as pipe:
-            for key in sorted(sent):
-                pipe.set(key, _fresh())
-            await pipe.execute()
+            await _set_fresh(pipe, sorted(sent), only_new=False).execute()
         self._published(sent)
 
     def _published(self, sent: dict[str, int]) -> None:
@@ -197,8 +183,19 @@ class RedisChangeCounters:
                     self._unpublished.pop(key, None)
 
 
-def _fresh() -> str:
-    return os.urandom(WIDTH).hex()  # text, so redis-cli and key dumps show it plainly
+P = TypeVar("P", redis.client.Pipeline, redis.asyncio.client.Pipeline)
+
+
+def _set_fresh(pipe: P, keys: list[str], only_new: bool = True) -> P:
+    """Queue fresh random values (as text, so redis-cli shows them plainly) for `keys`:
+    a change overwrites; creating a missing key (only_new) never does."""
+    for key in keys:
+        pipe.set(key, os.urandom(WIDTH).hex(), nx=only_new)
+    return pipe
+
+
+def _missing(keys: list[str], values: list[object]) -> list[str]:
+    return [key for key, value in zip(keys, values, strict=True) if value is None]
 
 
 class _GroupedReads:

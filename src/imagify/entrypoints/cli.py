@@ -40,6 +40,8 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except SQLAlchemyError as error:
             reason = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
             _fail(f"database error ({reason}); is it reachable and migrated (imagify migrate)?")
+        finally:
+            _built.clear()  # one command's containers, never the next one's
 
     return wrapper
 
@@ -62,7 +64,6 @@ def _warn_if_unpublished() -> None:
                 "may answer from what they remember for up to 60 s",
                 err=True,
             )
-    _built.clear()
 
 
 def announce_first_admin(app: Container) -> None:

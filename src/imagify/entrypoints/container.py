@@ -27,6 +27,7 @@ from imagify.adapters.sql import (
     SqlAlchemyUnitOfWorkFactory,
     SqlLinkStore,
     make_engine,
+    sqlite_file,
 )
 from imagify.adapters.system import LocalLockManager, SecretsIdGenerator, SystemClock
 from imagify.domain.ports import BlobStorage, ChangeCounters, LinkStore, LockManager, LoginThrottle, Renderer
@@ -97,13 +98,9 @@ def build_change_counters(settings: Settings, redis_client: redis.Redis | None) 
     found by every process that opens that database whatever its data folder. A shared
     database server needs Redis, given to every process that writes to it.
     """
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database in ("", ":memory:") or "mode=memory" in database or database.startswith("file:"):
-            path = settings.data_path / "change-counters"
-        else:
-            path = Path(database).expanduser().with_name(Path(database).name + "-changes")
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        database = sqlite_file(settings.database_url)  # None: in memory, so this process's own
+        path = database.with_name(database.name + "-changes") if database else settings.data_path / "change-counters"
         try:
             return MappedChangeCounters(path)
         except OSError as error:  # the database's folder is unusable: so is the database

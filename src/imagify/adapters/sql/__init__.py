@@ -13,6 +13,7 @@ from imagify.adapters.sql.unit_of_work import (
     SqlAlchemyUnitOfWorkFactory,
     check_database,
     make_engine,
+    sqlite_file,
 )
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "current_revision",
     "downgrade",
     "make_engine",
+    "sqlite_file",
     "upgrade",
 ]

@@ -45,6 +45,15 @@ MYSQL_POOL = 20
 MYSQL_OVERFLOW = 20
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for another database, an in-memory one or a URI."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
 def make_engine(url: str, io_timeout: float | None = MYSQL_IO_TIMEOUT) -> Engine:
     """An engine tuned for the backend: SQLite in WAL mode, or MySQL/PlanetScale.
 
@@ -56,8 +65,8 @@ def make_engine(url: str, io_timeout: float | None = MYSQL_IO_TIMEOUT) -> Engine
     if backend == "sqlite":
         database = parsed.database or ""
         in_memory = database in ("", ":memory:") or "mode=memory" in database
-        if not in_memory and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if (path := sqlite_file(url)) is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = (
             {"poolclass": StaticPool} if in_memory else {"pool_size": SQLITE_POOL, "max_overflow": 10}
         )

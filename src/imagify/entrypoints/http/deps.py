@@ -15,6 +15,7 @@ from imagify.domain.services.auth import AuthService
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.container import Container
+from imagify.entrypoints.http.observability import scope_header
 from imagify.entrypoints.http.schemas import EncodedPages
 from imagify.settings import Settings
 
@@ -45,22 +46,13 @@ def provide_login_throttle(state: State) -> LoginThrottle:
     return state.container.login_throttle()
 
 
-def header(request: Request, name: bytes) -> str | None:
-    """A request header by its lower-case name, straight from the ASGI scope: the hot
-    routes read one or two, and building Litestar's Headers costs more than the lookup."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")  # type: ignore[no-any-return]
-    return None
-
-
 def bearer_token(request: Request) -> str:
-    header_value = header(request, b"authorization")
-    if not header_value:
+    header = scope_header(request.scope, b"authorization")
+    if not header:
         raise Unauthorized(
             "missing 'Authorization: Bearer <token>' header; get a token from POST /api/v1/auth/token"
         )
-    scheme, _, token = header_value.partition(" ")
+    scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     return token.strip()

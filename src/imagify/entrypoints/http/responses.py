@@ -15,8 +15,8 @@ from litestar.types import Send
 from imagify.domain.model import Image
 from imagify.domain.ports import StoredBlob
 from imagify.domain.services.images import ImageService
-from imagify.entrypoints.http.deps import header
 from imagify.entrypoints.http.errors import error_response
+from imagify.entrypoints.http.observability import scope_header
 from imagify.entrypoints.http.schemas import ErrorOut
 
 SAFE_HEADERS = {
@@ -76,7 +76,7 @@ def quoted(etag: str) -> str:
 
 def not_modified(request: Request, etag: str) -> bool:
     """True when If-None-Match names this ETag (weak or strong) or is '*'."""
-    value = header(request, b"if-none-match")
+    value = scope_header(request.scope, b"if-none-match")
     if not value:
         return False
     for candidate in value.split(","):
