@@ -173,4 +173,4 @@ def seed(dep: Deployment, images: int, photo: bytes, original: bytes) -> None:
 def _token(container, username: str) -> str:  # type: ignore[no-untyped-def]
     with container.uow()() as uow:
         user = uow.users.get_by_username(username)
-    return container.signer().issue(user.id, container.clock().now())[0]
+    return container.signer().issue(user.id, 0, container.clock().now())[0]

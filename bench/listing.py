@@ -44,7 +44,7 @@ def prepare(dep, rows: int) -> tuple[dict[str, str], int]:  # type: ignore[no-un
         with container.uow()() as uow:
             user = uow.users.get_by_username("bench")
         bulk_images(container.engine(), user.id, rows)
-        token = container.signer().issue(user.id, container.clock().now())[0]
+        token = container.signer().issue(user.id, 0, container.clock().now())[0]
         headers = {"Authorization": f"Bearer {token}"}
         statements: list[str] = []
         with TestClient(create_app(container)) as client:

@@ -35,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_max_failures: int = 5
     login_window_seconds: int = 300
     read_cache: str = "on"
+    read_cache_mb: int = 64
     blob_cache_mb: int = 64
 
     @property
@@ -52,6 +53,7 @@ _INTS = {
     "login_max_failures",
     "login_window_seconds",
     "blob_cache_mb",
+    "read_cache_mb",
 }
 
 
@@ -103,8 +105,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         )
     if settings.read_cache not in ("on", "off"):
         raise SettingsError(f"{PREFIX}READ_CACHE must be 'on' or 'off', got {settings.read_cache!r}")
-    if settings.blob_cache_mb < 0:
-        raise SettingsError(f"{PREFIX}BLOB_CACHE_MB must be 0 (off) or more")
+    for field in ("blob_cache_mb", "read_cache_mb"):
+        if getattr(settings, field) < 0:
+            raise SettingsError(f"{PREFIX}{field.upper()} must be 0 (off) or more")
     if settings.serve_mode not in ("proxy", "redirect"):
         raise SettingsError(f"{PREFIX}SERVE_MODE must be 'proxy' or 'redirect', got {settings.serve_mode!r}")
     if settings.serve_mode == "redirect" and not settings.storage_url.startswith("s3://"):

@@ -156,7 +156,7 @@ def test_a_writer_with_the_cache_off_and_its_own_data_folder_still_tells_the_ser
         cli.admin().create_user("cli", "ann", "a-long-password", ["enterprise"], False)
         with server.uow()() as uow:
             ann_id = uow.users.get_by_username("ann").id
-        token = server.signer().issue(ann_id, server.clock().now())[0]
+        token = server.signer().issue(ann_id, 0, server.clock().now())[0]
         assert server.auth().authenticate(token).permissions.original_access
         assert server.auth().authenticate(token).permissions.original_access  # now from memory
         cli.admin().update_user("cli", "ann", tiers=["basic"])

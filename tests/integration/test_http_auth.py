@@ -53,13 +53,12 @@ def bad_authorization(request, ann, container) -> dict[str, str]:
         "tampered": {"Authorization": f"Bearer {tampered(token)}"},
         "other-secret": {
             "Authorization": "Bearer "
-            + JwtTokenSigner("another-secret-entirely-of-32-characters", timedelta(hours=1)).issue(
-                user_id(container, "ann"), now
+            + JwtTokenSigner("another-secret-entirely-of-32-characters", timedelta(hours=1)).issue(user_id(container, "ann"), 0, now
             )[0]
         },
         "expired": {
             "Authorization": "Bearer "
-            + container.signer().issue(user_id(container, "ann"), now - timedelta(hours=2))[0]
+            + container.signer().issue(user_id(container, "ann"), 0, now - timedelta(hours=2))[0]
         },
         "garbage": {"Authorization": "Bearer not.a.jwt"},
     }[request.param]
@@ -127,7 +126,7 @@ def test_every_authenticated_route_refuses_a_missing_or_bad_token_with_401(
 
 
 def test_an_expired_token_says_it_has_expired(client, ann, container):
-    token, _ = container.signer().issue(user_id(container, "ann"), datetime.now(UTC) - timedelta(hours=2))
+    token, _ = container.signer().issue(user_id(container, "ann"), 0, datetime.now(UTC) - timedelta(hours=2))
     response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert "expired" in assert_error(response, 401)
 

@@ -111,9 +111,9 @@ def bad_headers(make_user, container, settings):
         "empty-bearer": "Bearer ",
         "garbage": "Bearer not.a.jwt",
         "tampered": f"Bearer {tampered(token)}",
-        "expired": "Bearer " + container.signer().issue(int(ann_id), now - timedelta(hours=2))[0],
+        "expired": "Bearer " + container.signer().issue(int(ann_id), 0, now - timedelta(hours=2))[0],
         "other-secret": "Bearer "
-        + JwtTokenSigner("another-secret-of-at-least-32-chars!", timedelta(hours=1)).issue(int(ann_id), now)[0],
+        + JwtTokenSigner("another-secret-of-at-least-32-chars!", timedelta(hours=1)).issue(int(ann_id), 0, now)[0],
         "deleted-user": zed.headers["Authorization"],
         "alg-none": "Bearer " + forged({"alg": "none", "typ": "JWT"}, live, None),
         "empty-key": "Bearer " + forged({"alg": "HS256", "typ": "JWT"}, live, b""),
@@ -212,4 +212,4 @@ def test_the_signer_refuses_unsigned_and_empty_key_tokens_directly():
                   forged({"alg": "None"}, claims, None), forged({"alg": "HS256"}, claims, None)):
         with pytest.raises(Unauthorized):
             signer.read(token, now)
-    assert signer.read(signer.issue(1, now)[0], now) == 1
+    assert signer.read(signer.issue(1, 0, now)[0], now) == (1, 0)

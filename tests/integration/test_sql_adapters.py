@@ -91,7 +91,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0002"
+    assert current_revision(database_url) == head_revision() == "0003"
     assert _tables(database_url) == TABLES
     engine = make_engine(database_url)
     try:
@@ -247,8 +247,10 @@ def test_an_image_round_trips_with_an_aware_utc_timestamp_to_the_microsecond(
         u.images.add(_image("0" * 32, created_at=paris))
         u.commit()
     with uow() as u:
-        got = u.images.get("0" * 32)
-        assert u.images.get("missing") is None
+        got = u.images.get(_image("0" * 32).owner_id, "0" * 32)
+        assert u.images.get(_image("0" * 32).owner_id, "missing") is None
+        assert u.images.get(_image("0" * 32).owner_id + 1, "0" * 32) is None  # scoped to its owner
+        assert u.images.find_any("0" * 32) == got
     assert got == _image("0" * 32)
     assert got is not None and got.created_at.tzinfo == UTC and got.created_at.microsecond == 123456
 
@@ -331,7 +333,7 @@ def test_a_unit_of_work_left_without_commit_rolls_back(uow: SqlAlchemyUnitOfWork
         u.images.add(_image("failed"))
         raise RuntimeError("boom")
     with uow() as u:
-        assert [u.images.get(i) is not None for i in ("draft", "dropped", "kept", "failed")] == [
+        assert [u.images.find_any(i) is not None for i in ("draft", "dropped", "kept", "failed")] == [
             False,
             False,
             True,
@@ -343,11 +345,11 @@ def test_a_unit_of_work_can_read_and_write_again_after_commit(uow: SqlAlchemyUni
     with uow() as u:
         u.images.add(_image("first"))
         u.commit()
-        assert u.images.get("first") is not None
+        assert u.images.find_any("first") is not None
         u.images.add(_image("second"))  # in a new transaction, never committed
     with uow() as u:
-        assert u.images.get("first") is not None
-        assert u.images.get("second") is None
+        assert u.images.find_any("first") is not None
+        assert u.images.find_any("second") is None
 
 
 def test_an_unreachable_database_raises_unavailable(tmp_path: Path) -> None:
@@ -450,4 +452,4 @@ def test_a_delete_waits_for_a_thumbnail_being_recorded_and_removes_it_with_its_b
     deleter.join(10)
     assert blobs.blobs == {}  # the thumbnail's bytes too: its row was listed once it committed
     with factory() as uow:
-        assert uow.images.get("img1") is None and uow.renditions.list_for("img1") == []
+        assert uow.images.find_any("img1") is None and uow.renditions.list_for("img1") == []

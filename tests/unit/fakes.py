@@ -66,7 +66,17 @@ class FakeUserRepository:
         return [self._full(u) for u in users if after_username is None or u.username > after_username][:limit]
 
     def save(self, user: User) -> None:
-        self._s.users[user.id] = replace(user, permissions=Permissions())  # type: ignore[index]
+        stored = self._s.users[user.id]  # type: ignore[index]
+        self._s.users[user.id] = replace(  # type: ignore[index]
+            user, permissions=Permissions(), password_hash=stored.password_hash,
+            token_version=stored.token_version,
+        )
+
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        stored = self._s.users[user_id]
+        self._s.users[user_id] = replace(
+            stored, password_hash=password_hash, token_version=stored.token_version + 1
+        )
 
     def delete(self, user_id: int) -> None:
         self._s.users.pop(user_id, None)
@@ -105,11 +115,19 @@ class FakeImageRepository:
     def add(self, image: Image) -> None:
         self._s.images[image.id] = image
 
-    def get(self, image_id: str) -> Image | None:
+    def get(self, owner_id: int, image_id: str) -> Image | None:
+        image = self._s.images.get(image_id)
+        return image if image is not None and image.owner_id == owner_id else None
+
+    def owner_of(self, image_id: str) -> int | None:
+        image = self._s.images.get(image_id)
+        return None if image is None else image.owner_id
+
+    def find_any(self, image_id: str) -> Image | None:
         return self._s.images.get(image_id)
 
     def lock(self, image_id: str, exclusive: bool) -> Image | None:
-        return self.get(image_id)  # one thread at a time: nothing to hold
+        return self.find_any(image_id)  # one thread at a time: nothing to hold
 
     def list_owned(self, owner_id: int, after: Cursor | None, limit: int) -> list[Image]:
         mine = sorted(
@@ -294,18 +312,18 @@ class FakeSigner:
     def __init__(self, ttl: timedelta = timedelta(hours=1)) -> None:
         self._ttl = ttl
 
-    def issue(self, user_id: int, now: datetime) -> tuple[str, datetime]:
+    def issue(self, user_id: int, version: int, now: datetime) -> tuple[str, datetime]:
         expires = now + self._ttl
-        return f"token:{user_id}:{expires.timestamp()}", expires
+        return f"token:{user_id}:{version}:{expires.timestamp()}", expires
 
-    def read(self, token: str, now: datetime) -> int:
+    def read(self, token: str, now: datetime) -> tuple[int, int]:
         try:
-            _, user_id, expires = token.split(":")
+            _, user_id, version, expires = token.split(":")
         except ValueError:
             raise Unauthorized("invalid token") from None
         if float(expires) <= now.timestamp():
             raise Unauthorized("expired token")
-        return int(user_id)
+        return int(user_id), int(version)
 
 
 class FakeClock:
@@ -325,7 +343,7 @@ class SequentialIds:
 
     def image_id(self) -> str:
         self.n += 1
-        return f"img{self.n:04d}"
+        return f"{self.n:012x}{'0' * 20}"  # the shape of a real id, unique in its first 12
 
     def link_token(self) -> str:
         self.n += 1

@@ -100,11 +100,11 @@ def test_fix_deletes_orphaned_originals_and_thumbnails_only(shop: Shop) -> None:
 
     report = shop.doctor.examine(fix=True, min_age=HOUR)
 
-    assert sorted(f.key for f in report.findings) == [
+    assert sorted(f.key for f in report.findings) == sorted([
         "originals/crashed",
         "thumbnails/gone-image/400-abc",
         f"thumbnails/{image.id}/200-lostrace",
-    ]
+    ])
     assert all(f.kind == ORPHANED_BLOB and f.fixed for f in report.findings)
     assert set(shop.blobs.blobs) == kept
     assert report.unfixed == 0

@@ -130,19 +130,27 @@ def test_one_owners_upload_leaves_another_owners_entries_alone(world):
     world.images.get(ann, image.id)
     world.upload(bob)
     assert world.images.known_page(ann, None, 20) is not None
-    assert world.cache.get(("image", image.id)) == image
+    assert world.cache.get(ann.id, ("image", image.id)) == image
 
 
 def test_memory_never_shows_one_owners_image_to_another(world):
-    ann, bob = world.user("ann"), world.user("bob", "enterprise")
+    ann, bob = world.user("ann", "enterprise"), world.user("bob", "enterprise")
     image = world.upload(ann)
-    world.images.thumbnail(ann, image.id, 200)  # in memory now
-    with pytest.raises(NotFound):
-        world.images.known_thumbnail(bob, image.id, 200)
-    with pytest.raises(NotFound):
-        world.images.known_original(bob, image.id)
-    with pytest.raises(NotFound):
-        world.images.thumbnail(bob, image.id, 200)
+    world.images.thumbnail(ann, image.id, 200)  # in memory now, under ann
+    world.images.original(ann, image.id)
+    assert world.images.known_thumbnail(bob, image.id, 200) is None  # bob's memory has none
+    assert world.images.known_original(bob, image.id) is None
+    assert world.cache.get(bob.id, ("image", image.id)) is None
+    for read in (
+        lambda: world.images.thumbnail(bob, image.id, 200),
+        lambda: world.images.original(bob, image.id),
+        lambda: world.images.get(bob, image.id),
+        lambda: world.link_service.create(bob, image.id, 300),
+        lambda: world.images.delete(bob, image.id),
+    ):
+        with pytest.raises(NotFound):
+            read()
+    assert world.images.get(ann, image.id) == image and world.links.links == {}
 
 
 def test_a_change_made_by_another_process_is_seen_through_the_shared_counters(world):
@@ -174,7 +182,7 @@ def test_nothing_in_memory_is_trusted_while_the_counters_cannot_be_read(world):
     world.images.get(ann, image.id)
     assert len(world.cache) > 0
     world.counters.down = True
-    assert world.cache.get(("image", image.id)) is None
+    assert world.cache.get(ann.id, ("image", image.id)) is None
     assert len(world.cache) == 0  # dropped: changes made meanwhile would go unseen
     assert world.images.get(ann, image.id) == image  # still served, from the database
     world.counters.down = False
@@ -187,26 +195,26 @@ def test_an_entry_older_than_the_backstop_age_is_read_again():
     cache = ReadCache(counters, max_age=60, monotonic=lambda: now[0])
     loads = []
     load = lambda: loads.append(1) or "value"  # noqa: E731
-    assert cache.fetch("k", 1, load) == "value"
+    assert cache.fetch(1, "k", load) == "value"
     now[0] = 59
-    assert cache.fetch("k", 1, load) == "value"
+    assert cache.fetch(1, "k", load) == "value"
     now[0] = 61
-    assert cache.fetch("k", 1, load) == "value"
+    assert cache.fetch(1, "k", load) == "value"
     assert len(loads) == 2
 
 
 def test_the_cache_keeps_at_most_its_entry_limit_dropping_the_least_recently_used():
     cache = ReadCache(FakeChangeCounters(), max_entries=2)
-    cache.fetch("a", 1, lambda: "A")
-    cache.fetch("b", 1, lambda: "B")
-    assert cache.get("a") == "A"  # a is now the most recently used
-    cache.fetch("c", 1, lambda: "C")
-    assert cache.get("b") is None and cache.get("a") == "A" and cache.get("c") == "C"
+    cache.fetch(1, "a", lambda: "A")
+    cache.fetch(1, "b", lambda: "B")
+    assert cache.get(1, "a") == "A"  # a is now the most recently used
+    cache.fetch(1, "c", lambda: "C")
+    assert cache.get(1, "b") is None and cache.get(1, "a") == "A" and cache.get(1, "c") == "C"
 
 
 def test_nothing_is_remembered_for_a_missing_value():
     cache = ReadCache(FakeChangeCounters())
-    assert cache.fetch("k", 1, lambda: None) is None
+    assert cache.fetch(1, "k", lambda: None) is None
     assert len(cache) == 0
 
 
@@ -245,9 +253,9 @@ def test_a_token_signature_is_checked_once_but_expiry_on_every_read():
 
     clock = FakeClock()
     signer = JwtTokenSigner("a-secret-of-at-least-thirty-two-characters!", timedelta(seconds=60))
-    token, _ = signer.issue(7, clock.now())
-    assert signer.read(token, clock.now()) == 7
-    assert signer.read(token, clock.now()) == 7
+    token, _ = signer.issue(7, 0, clock.now())
+    assert signer.read(token, clock.now()) == (7, 0)
+    assert signer.read(token, clock.now()) == (7, 0)
     with pytest.raises(Unauthorized, match="expired"):
         signer.read(token, clock.now() + timedelta(seconds=60))
     with pytest.raises(Unauthorized, match="invalid"):
@@ -291,27 +299,102 @@ def test_a_request_reads_each_owners_stamp_once_when_stamps_cost_a_round_trip():
 
     def one_request() -> None:
         cache.begin_request()
-        cache.fetch("a", 1, lambda: "A")
-        cache.fetch("b", 1, lambda: "B")
-        assert cache.get("a") == "A" and cache.get("b") == "B"
+        cache.fetch(1, "a", lambda: "A")
+        cache.fetch(1, "b", lambda: "B")
+        assert cache.get(1, "a") == "A" and cache.get(1, "b") == "B"
 
     contextvars.copy_context().run(one_request)
     assert counters.reads == 1
     counters.images_changed(1)
-    contextvars.copy_context().run(lambda: cache.begin_request() or cache.get("a"))
-    assert counters.reads == 2 and cache.get("a") is None  # the next request saw the change
+    contextvars.copy_context().run(lambda: cache.begin_request() or cache.get(1, "a"))
+    assert counters.reads == 2 and cache.get(1, "a") is None  # the next request saw the change
 
 
 def test_a_peek_never_waits_for_a_remote_stamp_unless_the_request_prepared_it():
     counters = RemoteCounters()
     cache = ReadCache(counters)
-    cache.fetch("a", 1, lambda: "A")
+    cache.fetch(1, "a", lambda: "A")
     counters.reads = 0
 
     async def one_request() -> object:
-        assert cache.peek("a") is None  # not prepared: a miss rather than a blocking read
+        assert cache.peek(1, "a") is None  # not prepared: a miss rather than a blocking read
         await cache.prepare(1)
-        return cache.peek("a")
+        return cache.peek(1, "a")
 
     assert asyncio.run(one_request()) == "A"
     assert counters.reads == 0
+
+
+def test_the_cache_keeps_within_its_byte_budget_dropping_the_least_recently_used():
+    cache = ReadCache(FakeChangeCounters(), max_bytes=3000)
+    for key in "abcd":
+        cache.fetch(1, key, lambda: key.upper(), weight=1000)
+    assert cache.bytes == 3000 and cache.get(1, "a") is None  # the fourth pushed the first out
+    cache.fetch(1, "huge", lambda: "H", weight=5000)  # more than the whole budget: not kept
+    assert cache.get(1, "huge") is None and cache.get(1, "d") == "D"
+
+
+def test_expired_entries_are_swept_without_being_asked_for():
+    now = [0.0]
+    cache = ReadCache(FakeChangeCounters(), max_age=60, monotonic=lambda: now[0])
+    for key in "abc":
+        cache.fetch(1, key, lambda: key)
+    now[0] = 61
+    cache.fetch(2, "fresh", lambda: "F")  # a write past half the age sweeps
+    assert len(cache) == 1 and cache.get(2, "fresh") == "F"
+
+
+def test_an_entry_is_found_only_under_the_owner_it_was_read_for():
+    cache = ReadCache(FakeChangeCounters())
+    cache.fetch(1, ("image", "x"), lambda: "ann's")
+    assert cache.get(1, ("image", "x")) == "ann's"
+    assert cache.get(2, ("image", "x")) is None
+    assert cache.fetch(2, ("image", "x"), lambda: None) is None  # bob's load finds nothing
+
+
+def test_two_spellings_of_one_cursor_share_a_listing_entry(world):
+    ann = world.user("ann")
+    for _ in range(3):
+        world.upload(ann)
+    cursor = world.images.list(ann, None, 1).next_cursor
+    assert cursor is not None
+    world.images.list(ann, cursor, 1)
+    before = len(world.cache)
+    padded = cursor + "=" * (-len(cursor) % 4)
+    assert padded != cursor
+    assert world.images.known_page(ann, padded, 1) is not None
+    world.images.list(ann, padded, 1)
+    assert len(world.cache) == before
+
+
+def test_a_link_stops_resolving_when_its_owner_loses_the_permission_and_returns_with_it(world):
+    ann = world.user("ann", "enterprise")
+    image = world.upload(ann)
+    link = world.link_service.create(ann, image.id, 300)
+    assert world.link_service.resolve(link.token) == image
+    assert asyncio.run(world.link_service.known(link.token)) == image
+    world.admin.update_user("root", "ann", tiers=["premium"])
+    with pytest.raises(NotFound):
+        world.link_service.resolve(link.token)
+    with pytest.raises(NotFound):  # from memory too
+        asyncio.run(world.link_service.known(link.token))
+    world.admin.update_user("root", "ann", tiers=["enterprise"])
+    assert world.link_service.resolve(link.token) == image
+
+
+def test_a_changed_password_ends_every_earlier_token(world):
+    from imagify.domain.errors import Unauthorized
+
+    ann = world.user("ann", "basic")
+    token, _ = world.auth.issue_token("ann", "a-long-password")
+    assert world.auth.authenticate(token).username == "ann"
+    with pytest.raises(Unauthorized, match="current password"):
+        world.auth.change_password(ann, "wrong-password", "another-long-one")
+    assert world.auth.authenticate(token).username == "ann"
+    world.auth.change_password(ann, "a-long-password", "another-long-one")
+    with pytest.raises(Unauthorized, match="log in again"):
+        world.auth.authenticate(token)
+    with pytest.raises(Unauthorized, match="log in again"):  # from memory too
+        asyncio.run(world.auth.known(token))
+    fresh, _ = world.auth.issue_token("ann", "another-long-one")
+    assert world.auth.authenticate(fresh).username == "ann"

@@ -40,7 +40,8 @@ def make_redis(url: str) -> redis.Redis:
 
 
 class RedisLinkStore:
-    """`{prefix}link:{sha256(token)}` holds "{image_id} {expires_at in ms}" until it expires.
+    """`{prefix}link:{sha256(token)}` holds "{owner_id} {image_id} {expires_at in ms}" until
+    it expires (links stored before owners were hold "{image_id} {expires_at in ms}").
 
     Each image has a sorted set `{prefix}image-links:{image_id}` of its token hashes
     (scored by expiry) so that deleting the image deletes its links.
@@ -56,7 +57,7 @@ class RedisLinkStore:
         index = self._index(link.image_id)
         with _unreachable_as_unavailable():
             pipe = self._redis.pipeline(transaction=True)
-            pipe.set(self._link(digest), f"{link.image_id} {expires_ms}", pxat=expires_ms)
+            pipe.set(self._link(digest), f"{link.owner_id} {link.image_id} {expires_ms}", pxat=expires_ms)
             pipe.zadd(index, {digest: expires_ms})
             # Forget hashes whose links have expired, so the index of a busy image stays small.
             pipe.zremrangebyscore(index, "-inf", int(time.time() * 1000))
@@ -72,10 +73,11 @@ class RedisLinkStore:
             return None
         # Redis expires the key; the stored expiry also holds the link to the caller's clock.
         text = value.decode() if isinstance(value, bytes) else value
-        image_id, _, expires_ms = text.rpartition(" ")
+        *owner, image_id, expires_ms = text.split(" ")
         if int(expires_ms) <= now.timestamp() * 1000:
             return None
-        return ExpiringLink(token, image_id, datetime.fromtimestamp(int(expires_ms) / 1000, UTC))
+        expires_at = datetime.fromtimestamp(int(expires_ms) / 1000, UTC)
+        return ExpiringLink(token, image_id, expires_at, int(owner[0]) if owner else None)
 
     def delete_for_image(self, image_id: str) -> None:
         index = self._index(image_id)

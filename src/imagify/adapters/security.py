@@ -27,7 +27,8 @@ class Argon2PasswordHasher:
 
 
 class JwtTokenSigner:
-    """Tokens carry only the user id and expiry: permissions are read on every request.
+    """Tokens carry only the user id, its token version and expiry: permissions (and
+    whether the version is still the user's) are read on every request.
 
     A token whose signature checked out is remembered (a bounded LRU): it is a pure
     function of the token and the secret, so a client's next request skips the HMAC and
@@ -42,18 +43,23 @@ class JwtTokenSigner:
         self._ttl = ttl
         self._verified = functools.lru_cache(maxsize=self._REMEMBERED)(self._verify)
 
-    def issue(self, user_id: int, now: datetime) -> tuple[str, datetime]:
+    def issue(self, user_id: int, version: int, now: datetime) -> tuple[str, datetime]:
         expires = now + self._ttl
-        claims = {"sub": str(user_id), "iat": int(now.timestamp()), "exp": int(expires.timestamp())}
+        claims = {
+            "sub": str(user_id),
+            "ver": version,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+        }
         return jwt.encode(claims, self._secret, algorithm=self._ALGORITHM), expires
 
-    def read(self, token: str, now: datetime) -> int:
-        user_id, expires = self._verified(token)  # raises Unauthorized (never remembered)
+    def read(self, token: str, now: datetime) -> tuple[int, int]:
+        user_id, version, expires = self._verified(token)  # raises Unauthorized (never remembered)
         if expires <= now.timestamp():
             raise Unauthorized("the bearer token has expired; log in again")
-        return user_id
+        return user_id, version
 
-    def _verify(self, token: str) -> tuple[int, float]:
+    def _verify(self, token: str) -> tuple[int, int, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -63,8 +69,11 @@ class JwtTokenSigner:
             )
         except jwt.PyJWTError:
             raise Unauthorized("the bearer token is invalid; log in again") from None
+        version = claims.get("ver", 0)  # tokens from before versions: the first version
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise Unauthorized("the bearer token is invalid; log in again")
         try:
-            return int(claims["sub"]), float(claims["exp"])
+            return int(claims["sub"]), version, float(claims["exp"])
         except (TypeError, ValueError):
             raise Unauthorized("the bearer token is invalid; log in again") from None
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from imagify.domain.errors import InvalidInput
+from imagify.domain.errors import InvalidInput, NotFound
 from imagify.domain.permissions import Permissions
 
 MIN_LINK_SECONDS = 300
@@ -22,6 +23,9 @@ class User:
     tiers: list[str] = field(default_factory=list)
     # The union of the tiers' permissions, filled in by the repository on every read.
     permissions: Permissions = field(default_factory=Permissions)
+    # Raised with every password change: a token or session names the version it was
+    # issued under, and is refused once its user's version has moved on.
+    token_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,21 @@ class ExpiringLink:
     token: str
     image_id: str
     expires_at: datetime
+    owner_id: int | None = None  # None only for links made before owners were recorded
+
+
+_IMAGE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def check_image_id(image_id: str) -> str:
+    """An image id as this service makes them (32 lower-case hex digits), else NotFound.
+
+    Checked before any lookup: MySQL compares strings with PAD SPACE, so an id with a
+    trailing space would otherwise find the image.
+    """
+    if not isinstance(image_id, str) or _IMAGE_ID.fullmatch(image_id) is None:
+        raise NotFound(f"no image with id {image_id!r}")
+    return image_id
 
 
 def check_password(password: str) -> str:

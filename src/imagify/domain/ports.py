@@ -17,7 +17,10 @@ class UserRepository(Protocol):
     def get(self, user_id: int) -> User | None: ...
     def get_by_username(self, username: str) -> User | None: ...
     def list(self, after_username: str | None, limit: int) -> list[User]: ...
-    def save(self, user: User) -> None: ...
+    def save(self, user: User) -> None:
+        """Write the name, admin flag and tiers (not the password: see set_password)."""
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        """Replace the password and raise token_version, ending every older token."""
     def delete(self, user_id: int) -> None: ...
     def count_admins(self) -> int: ...
     def count_holding_tier(self, tier_name: str) -> int: ...
@@ -41,7 +44,12 @@ class Cursor:
 
 class ImageRepository(Protocol):
     def add(self, image: Image) -> None: ...
-    def get(self, image_id: str) -> Image | None: ...
+    def get(self, owner_id: int, image_id: str) -> Image | None:
+        """The image, only if `owner_id` owns it: the one way a user's request reads one."""
+    def owner_of(self, image_id: str) -> int | None:
+        """Who owns the image: for links made before links recorded their owner."""
+    def find_any(self, image_id: str) -> Image | None:
+        """The image whoever owns it: for maintenance (the doctor), never on a user's behalf."""
     def lock(self, image_id: str, exclusive: bool) -> Image | None:
         """get(), holding the row until the unit of work ends: exclusive to delete the image,
         shared to add to it, so a delete and a new thumbnail never both miss each other."""
@@ -111,9 +119,11 @@ class BlobStorage(Protocol):
 
 
 class LinkStore(Protocol):
-    def add(self, link: ExpiringLink) -> None: ...
+    def add(self, link: ExpiringLink) -> None:
+        """Store a link with its owner_id set."""
     def resolve(self, token: str, now: datetime) -> ExpiringLink | None:
-        """The live link behind `token`, or None when unknown or expired."""
+        """The live link behind `token` (owner_id None for a link stored before owners
+        were), or None when unknown or expired."""
 
     def delete_for_image(self, image_id: str) -> None: ...
     def check(self) -> None: ...
@@ -135,9 +145,10 @@ class PasswordHasher(Protocol):
 
 
 class TokenSigner(Protocol):
-    def issue(self, user_id: int, now: datetime) -> tuple[str, datetime]: ...
-    def read(self, token: str, now: datetime) -> int:
-        """The user id in a valid token; raise Unauthorized otherwise."""
+    def issue(self, user_id: int, version: int, now: datetime) -> tuple[str, datetime]:
+        """A token for the user at its current token_version, and when it expires."""
+    def read(self, token: str, now: datetime) -> tuple[int, int]:
+        """(user id, token version) of a valid token; raise Unauthorized otherwise."""
 
 
 class Clock(Protocol):

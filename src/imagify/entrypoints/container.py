@@ -31,7 +31,7 @@ from imagify.adapters.sql import (
 )
 from imagify.adapters.system import LocalLockManager, SecretsIdGenerator, SystemClock
 from imagify.domain.ports import BlobStorage, ChangeCounters, LinkStore, LockManager, LoginThrottle, Renderer
-from imagify.domain.read_cache import MAX_ENTRIES, ReadCache
+from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
 from imagify.domain.services.doctor import DoctorService
@@ -114,7 +114,8 @@ def build_change_counters(settings: Settings, redis_client: redis.Redis | None) 
 
 
 def build_read_cache(settings: Settings, counters: ChangeCounters) -> ReadCache:
-    return ReadCache(counters, max_entries=0 if settings.read_cache == "off" else MAX_ENTRIES)
+    megabytes = 0 if settings.read_cache == "off" else settings.read_cache_mb
+    return ReadCache(counters, max_bytes=megabytes * 1024 * 1024)
 
 
 def build_image_blobs(settings: Settings, blobs: BlobStorage) -> BlobStorage:

@@ -28,18 +28,19 @@ class SqlLinkStore:
                     token_hash=token_hash(link.token),
                     image_id=link.image_id,
                     expires_at=link.expires_at,
+                    owner_id=link.owner_id,
                 )
             )
 
     def resolve(self, token: str, now: datetime) -> ExpiringLink | None:
-        query = select(links.c.image_id, links.c.expires_at).where(
+        query = select(links.c.image_id, links.c.expires_at, links.c.owner_id).where(
             links.c.token_hash == token_hash(token), links.c.expires_at > now
         )
         with unreachable_as_unavailable(), self._engine.begin() as connection:
             row = connection.execute(query).one_or_none()
             if random.randrange(SWEEP_ONE_IN) == 0:
                 _sweep(connection, now)
-        return None if row is None else ExpiringLink(token, row.image_id, row.expires_at)
+        return None if row is None else ExpiringLink(token, row.image_id, row.expires_at, row.owner_id)
 
     def delete_for_image(self, image_id: str) -> None:
         with unreachable_as_unavailable(), self._engine.begin() as connection:

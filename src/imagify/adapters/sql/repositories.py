@@ -44,6 +44,8 @@ _USER_WITH_PERMISSIONS = select(
 _USER_BY_ID = _USER_WITH_PERMISSIONS.where(users.c.id == bindparam("key"))
 _USER_BY_NAME = _USER_WITH_PERMISSIONS.where(users.c.username == bindparam("key"))
 _IMAGE_BY_ID = select(images).where(images.c.id == bindparam("image_id"))
+# The one read of an image on a user's behalf: the owner is part of the lookup.
+_OWNED_IMAGE = _IMAGE_BY_ID.where(images.c.owner_id == bindparam("owner_id"))
 # Row locks until commit on MySQL. SQLite has no row locks: there lock() takes the
 # database's write lock instead (BEGIN IMMEDIATE), which serialises the same two paths.
 _IMAGE_BY_ID_EXCLUSIVE = _IMAGE_BY_ID.with_for_update()
@@ -108,10 +110,17 @@ class SqlAlchemyUserRepository:
         self._db.execute(
             update(users)
             .where(users.c.id == user.id)
-            .values(username=user.username, password_hash=user.password_hash, is_admin=user.is_admin)
+            .values(username=user.username, is_admin=user.is_admin)
         )
         self._db.execute(delete(user_tiers).where(user_tiers.c.user_id == user.id))
         self._insert_tiers(user.id, user.tiers)
+
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        self._db.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(password_hash=password_hash, token_version=users.c.token_version + 1)
+        )
 
     def delete(self, user_id: int) -> None:
         self._db.execute(delete(user_tiers).where(user_tiers.c.user_id == user_id))
@@ -145,6 +154,7 @@ class SqlAlchemyUserRepository:
             is_admin=bool(row.is_admin),
             tiers=sorted(tier_names),
             permissions=Permissions(frozenset(codenames)),
+            token_version=row.token_version,
         )
 
     def _read(self, query: Select[Any]) -> list[User]:
@@ -172,6 +182,7 @@ class SqlAlchemyUserRepository:
                 is_admin=bool(row.is_admin),
                 tiers=sorted(tier_names[row.id]),
                 permissions=Permissions(frozenset(codenames[row.id])),
+                token_version=row.token_version,
             )
             for row in rows
         ]
@@ -245,7 +256,14 @@ class SqlAlchemyImageRepository:
             )
         )
 
-    def get(self, image_id: str) -> Image | None:
+    def get(self, owner_id: int, image_id: str) -> Image | None:
+        row = self._db.execute(_OWNED_IMAGE, {"image_id": image_id, "owner_id": owner_id}).first()
+        return None if row is None else _image(row)
+
+    def owner_of(self, image_id: str) -> int | None:
+        return self._db.execute(select(images.c.owner_id).where(images.c.id == image_id)).scalar()
+
+    def find_any(self, image_id: str) -> Image | None:
         row = self._db.execute(_IMAGE_BY_ID, {"image_id": image_id}).first()
         return None if row is None else _image(row)
 

@@ -67,6 +67,8 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Raised by every password change; tokens name the version they were issued under.
+    Column("token_version", Integer, nullable=False, server_default="0"),
     sqlite_autoincrement=True,  # ids are never reused: a token names its user by id
     **MYSQL_OPTIONS,
 )
@@ -133,6 +135,7 @@ links = Table(
     Column("token_hash", CHAR(64), primary_key=True),  # sha256 hex; the token itself is never stored
     Column("image_id", String(32), nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
+    Column("owner_id", Integer, nullable=True),  # NULL only for links made before migration 0003
     Index("ix_links_image_id", "image_id"),
     Index("ix_links_expires_at", "expires_at"),
     **MYSQL_OPTIONS,

@@ -144,8 +144,8 @@ class AdminService:
         with self._uow() as uow:
             user = _user(uow, username)
             if password is not None:
-                user.password_hash = self._hasher.hash(check_password(password))
-                changed["password"] = "changed"
+                password_hash = self._hasher.hash(check_password(password))
+                changed["password"] = "changed"  # ends every token the user holds
             if tiers is not None:
                 user.tiers = list(dict.fromkeys(tiers))
                 _check_tiers(uow, user.tiers)
@@ -156,6 +156,9 @@ class AdminService:
                 user.is_admin = is_admin
                 changed["is_admin"] = is_admin
             uow.users.save(user)
+            if password is not None:
+                assert user.id is not None
+                uow.users.set_password(user.id, password_hash)
             uow.commit()
             self._cache.users_changed()
             user = _user(uow, username)

@@ -6,11 +6,28 @@ import secrets
 from datetime import datetime
 
 from imagify.domain.errors import Unauthorized
-from imagify.domain.model import User
+from imagify.domain.model import User, check_password
 from imagify.domain.ports import Clock, PasswordHasher, TokenSigner, UnitOfWorkFactory
 from imagify.domain.read_cache import ReadCache
 
 FIRST_ADMIN = "admin"
+USER = ("user",)  # the read cache's key of a user's own record, under that user
+
+
+def current_user(uow_factory: UnitOfWorkFactory, cache: ReadCache, user_id: int) -> User | None:
+    """The user as they are now (from memory while nothing changed), or None once deleted."""
+
+    def load() -> User | None:
+        with uow_factory() as uow:
+            return uow.users.get(user_id)
+
+    return cache.fetch(user_id, USER, load)
+
+
+def _current(user: User, version: int) -> User:
+    if user.token_version != version:
+        raise Unauthorized("this token was issued before the password changed; log in again")
+    return user
 
 
 class AuthService:
@@ -39,7 +56,7 @@ class AuthService:
         if not self._hasher.verify(user.password_hash, password):
             raise Unauthorized("wrong username or password")
         assert user.id is not None
-        return self._signer.issue(user.id, self._clock.now())
+        return self._signer.issue(user.id, user.token_version, self._clock.now())
 
     def begin_request(self) -> None:
         """Start a request's reads (stamps are then read once per owner, in cloud mode)."""
@@ -50,22 +67,35 @@ class AuthService:
 
         Awaits at most the user's stamp (cloud mode); never blocks an event loop.
         """
-        user_id = self._signer.read(token, self._clock.now())
+        user_id, version = self._signer.read(token, self._clock.now())
         await self._cache.prepare(user_id)
-        return self._cache.peek(("user", user_id))  # type: ignore[return-value]
+        user: User | None = self._cache.peek(user_id, USER)  # type: ignore[assignment]
+        return None if user is None else _current(user, version)
 
     def authenticate(self, token: str) -> User:
-        """The token's user with permissions as they are now, not as when it was issued."""
-        user_id = self._signer.read(token, self._clock.now())
-
-        def load() -> User | None:
-            with self._uow() as uow:
-                return uow.users.get(user_id)
-
-        user = self._cache.fetch(("user", user_id), user_id, load)
+        """The token's user with permissions as they are now, not as when it was issued;
+        Unauthorized once the user is gone or their password changed since."""
+        user_id, version = self._signer.read(token, self._clock.now())
+        user = current_user(self._uow, self._cache, user_id)
         if user is None:
             raise Unauthorized("the user of this token no longer exists; log in again")
-        return user
+        return _current(user, version)
+
+    def change_password(self, user: User, current_password: str, new_password: str) -> None:
+        """Self-service: the current password, then the new one; every older token ends."""
+        check_password(new_password)
+        assert user.id is not None
+        with self._uow() as uow:
+            stored = uow.users.get(user.id)
+        if stored is None:
+            raise Unauthorized("the user of this token no longer exists; log in again")
+        if not self._hasher.verify(stored.password_hash, current_password):
+            raise Unauthorized("the current password is wrong")
+        password_hash = self._hasher.hash(new_password)
+        with self._uow() as uow:
+            uow.users.set_password(user.id, password_hash)
+            uow.commit()
+        self._cache.users_changed()
 
     def ensure_first_admin(self, password: str | None) -> str | None:
         """Create the `admin` user when there is no admin yet; return a generated password."""
@@ -75,10 +105,10 @@ class AuthService:
             generated = None if password else secrets.token_urlsafe(15)
             password_hash = self._hasher.hash(password or generated or "")
             existing = uow.users.get_by_username(FIRST_ADMIN)
-            if existing is not None:
+            if existing is not None and existing.id is not None:
                 existing.is_admin = True
-                existing.password_hash = password_hash
                 uow.users.save(existing)
+                uow.users.set_password(existing.id, password_hash)
             else:
                 tiers = ["enterprise"] if uow.tiers.get("enterprise") is not None else []
                 uow.users.add(User(None, FIRST_ADMIN, password_hash, True, tiers))

@@ -144,7 +144,7 @@ class DoctorService:
             for username, image_ids in owned:
                 for image_id in image_ids:
                     with self._uow() as uow:
-                        image = uow.images.get(image_id)
+                        image = uow.images.find_any(image_id)
                         renditions = uow.renditions.list_for(image_id) if image else []
                     if image is not None:
                         yield username, image, renditions
@@ -154,7 +154,7 @@ class DoctorService:
 
     def _missing_original(self, owner: str, image: Image, fix: bool) -> Finding | None:
         with self._uow() as uow:
-            current = uow.images.get(image.id)
+            current = uow.images.find_any(image.id)
             renditions = uow.renditions.list_for(image.id) if current else []
         if current is None:
             return None  # deleted meanwhile: not a problem
@@ -205,7 +205,7 @@ class DoctorService:
         if image_id is None:
             return False
         with self._uow() as uow:
-            image = uow.images.get(image_id)
+            image = uow.images.find_any(image_id)
             if height is None:
                 return image is not None and image.storage_key == key
             rendition = uow.renditions.get(image_id, height)
@@ -219,7 +219,7 @@ class DoctorService:
             return Finding(ORPHANED_BLOB, key, detail)
         if image_id is not None and what == "thumbnail":
             with self._uow() as uow:
-                if uow.images.get(image_id) is None:
+                if uow.images.find_any(image_id) is None:
                     # A render that finished as its image was deleted may have left a row too.
                     uow.renditions.delete_for(image_id)
                     uow.commit()

@@ -21,7 +21,7 @@ from imagify.domain.errors import (
     RenderFailed,
     Unavailable,
 )
-from imagify.domain.model import Image, Rendition, User
+from imagify.domain.model import Image, Rendition, User, check_image_id
 from imagify.domain.permissions import ThumbnailHeight
 from imagify.domain.ports import (
     BlobStorage,
@@ -35,7 +35,7 @@ from imagify.domain.ports import (
     StoredBlob,
     UnitOfWorkFactory,
 )
-from imagify.domain.read_cache import ReadCache
+from imagify.domain.read_cache import RECORD_BYTES, ReadCache
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,8 @@ class ImageService:
         return image
 
     def list(self, owner: User, cursor: str | None, limit: int) -> Page:
-        key = self._page_key(owner, cursor, limit)
-        after = decode_cursor(cursor) if cursor else None
+        owner_id, key = _user_id(owner), self._page_key(cursor, limit)
+        after = key[1]
 
         def load() -> Page:
             with self._uow() as uow:
@@ -153,14 +153,13 @@ class ImageService:
             items = items[:limit]
             return Page(items, encode_cursor(items[-1]) if more else None)
 
-        owner_id = _user_id(owner)
-        page = self._cache.fetch(key, owner_id, load)
+        page = self._cache.fetch(owner_id, key, load, weight=RECORD_BYTES * (limit + 1))
         assert page is not None
         return page
 
     def known_page(self, owner: User, cursor: str | None, limit: int) -> Page | None:
         """The page from memory, or None when it needs the database (never blocks: see ReadCache.peek)."""
-        return self._cache.peek(self._page_key(owner, cursor, limit))  # type: ignore[return-value]
+        return self._cache.peek(_user_id(owner), self._page_key(cursor, limit))  # type: ignore[return-value]
 
     def get(self, owner: User, image_id: str) -> Image:
         return self._owned(owner, image_id)
@@ -247,7 +246,7 @@ class ImageService:
         if image is None:
             return None
         _check_thumbnail_permission(owner, height)
-        return self._cache.peek(("rendition", image_id, height))  # type: ignore[return-value]
+        return self._cache.peek(_user_id(owner), ("rendition", image_id, height))  # type: ignore[return-value]
 
     def original(self, owner: User, image_id: str) -> Image:
         image = self._owned(owner, image_id)
@@ -270,36 +269,29 @@ class ImageService:
         return cached(key) if cached is not None else None
 
     def _owned(self, owner: User, image_id: str) -> Image:
-        owner_id = _user_id(owner)
-
-        def load() -> Image | None:
-            with self._uow() as uow:
-                image = uow.images.get(image_id)
-            return image if image is not None and image.owner_id == owner_id else None
-
-        image = self._cache.fetch(("image", image_id), owner_id, load)
-        if image is None or image.owner_id != owner_id:
+        image = owned_image(self._uow, self._cache, _user_id(owner), image_id)
+        if image is None:
             raise NotFound(f"no image with id {image_id!r}")
         return image
 
     def _known_owned(self, owner: User, image_id: str) -> Image | None:
-        image: Image | None = self._cache.peek(("image", image_id))  # type: ignore[assignment]
-        if image is not None and image.owner_id != owner.id:
-            raise NotFound(f"no image with id {image_id!r}")
-        return image
+        key = ("image", check_image_id(image_id))
+        return self._cache.peek(_user_id(owner), key)  # type: ignore[return-value]
 
     def _stored_rendition(self, owner: User, image_id: str, height: int) -> Rendition | None:
         def load() -> Rendition | None:
             with self._uow() as uow:
                 return uow.renditions.get(image_id, height)
 
-        return self._cache.fetch(("rendition", image_id, height), _user_id(owner), load)
+        return self._cache.fetch(_user_id(owner), ("rendition", image_id, height), load)
 
     @staticmethod
-    def _page_key(owner: User, cursor: str | None, limit: int) -> tuple[object, ...]:
+    def _page_key(cursor: str | None, limit: int) -> tuple[str, Cursor | None, int]:
+        """Pages are remembered by where they start, decoded: two spellings of one cursor
+        are one entry."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"'limit' must be between 1 and {MAX_PAGE}, got {limit}")
-        return ("page", _user_id(owner), cursor, limit)
+        return ("page", decode_cursor(cursor) if cursor else None, limit)
 
     def _delete_blobs(self, keys: list[str]) -> None:
         _delete_blobs(self._blobs, keys)
@@ -343,6 +335,18 @@ def delete_images(
             uow.commit()
         cache.images_changed(image.owner_id)
         _delete_blobs(blobs, keys)
+
+
+def owned_image(uow_factory: UnitOfWorkFactory, cache: ReadCache, owner_id: int, image_id: str) -> Image | None:
+    """The image if `owner_id` owns it (from memory while nothing changed), else None: the
+    one way to read an image for a user, scoped to its owner in memory and in the database."""
+    check_image_id(image_id)
+
+    def load() -> Image | None:
+        with uow_factory() as uow:
+            return uow.images.get(owner_id, image_id)
+
+    return cache.fetch(owner_id, ("image", image_id), load)
 
 
 def _delete_blobs(blobs: BlobStorage, keys: list[str]) -> None:

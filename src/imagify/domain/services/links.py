@@ -1,4 +1,8 @@
-"""Use cases on expiring links: create one for an owned image, resolve one."""
+"""Use cases on expiring links: create one for an owned image, resolve one.
+
+A link is decided when it is followed, not when it was made: it opens its image only while
+the image exists and its owner exists and still holds `can_generate_expiring_link`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,13 @@ from imagify.domain.errors import Forbidden, NotFound
 from imagify.domain.model import ExpiringLink, Image, User, link_lifetime
 from imagify.domain.ports import Clock, IdGenerator, LinkStore, UnitOfWorkFactory
 from imagify.domain.read_cache import ReadCache
+from imagify.domain.services.auth import USER, current_user
+from imagify.domain.services.images import owned_image
 
 GONE = "this link is unknown or has expired"
+
+# What a token leads to, remembered as a fact stamped by its owner: (image id, owner id, expiry).
+Fact = tuple[str, int, datetime]
 
 
 class LinkService:
@@ -28,33 +37,24 @@ class LinkService:
         self._cache = cache
 
     def create(self, owner: User, image_id: str, seconds: object) -> ExpiringLink:
-        image = self._image(image_id, owner.id) if owner.id is not None else None
-        if image is None:
+        if owner.id is None or owned_image(self._uow, self._cache, owner.id, image_id) is None:
             raise NotFound(f"no image with id {image_id!r}")
         if not owner.permissions.expiring_links:
             raise Forbidden("your tiers do not include generating expiring links")
         lifetime = link_lifetime(seconds)
-        link = ExpiringLink(self._ids.link_token(), image_id, self._clock.now() + lifetime)
+        link = ExpiringLink(self._ids.link_token(), image_id, self._clock.now() + lifetime, owner.id)
         self._links.add(link)
         return link
 
     def resolve(self, token: str) -> Image:
         now = self._clock.now()
-        fact = self._fact(token, now)
+        fact: Fact | None = self._cache.peek_fact(("link", token))  # type: ignore[assignment]
         if fact is None:
-            link = self._links.resolve(token, now)
-            if link is None:
-                raise NotFound(GONE)
-            with self._uow() as uow:
-                image = uow.images.get(link.image_id)
-            if image is None:
-                raise NotFound(GONE)
-            # Which image, whose, until when: facts that never change. Whether the image
-            # still exists is asked of the stamped image entry on every later request.
-            self._cache.remember(("link", token), (link.image_id, image.owner_id, link.expires_at))
-            return image
-        image_id, owner_id = fact
-        image = self._image(image_id, owner_id)
+            fact = self._load_fact(token, now)
+        image_id, owner_id, expires_at = fact
+        _check_live(expires_at, now)
+        owner = current_user(self._uow, self._cache, owner_id)
+        image = owned_image(self._uow, self._cache, owner_id, image_id) if _may_share(owner) else None
         if image is None:
             raise NotFound(GONE)
         return image
@@ -68,26 +68,46 @@ class LinkService:
 
         Awaits at most the owner's stamp (cloud mode); never blocks an event loop.
         """
-        fact = self._fact(token, self._clock.now())
-        if fact is None:
+        owner_id = self._cache.fact_owner(("link", token))
+        if owner_id is None:
             return None
-        image_id, owner_id = fact
         await self._cache.prepare(owner_id)
-        return self._cache.peek(("image", image_id))  # type: ignore[return-value]
-
-    def _fact(self, token: str, now: datetime) -> tuple[str, int] | None:
-        fact = self._cache.peek(("link", token))  # a fact: no stamp to read
-        if fact is None:
+        fact: Fact | None = self._cache.peek_fact(("link", token))  # type: ignore[assignment]
+        owner: User | None = self._cache.peek(owner_id, USER)  # type: ignore[assignment]
+        if fact is None or owner is None:
             return None
-        image_id, owner_id, expires_at = fact  # type: ignore[misc]
-        if expires_at <= now:
+        image_id, _, expires_at = fact
+        _check_live(expires_at, self._clock.now())
+        if not _may_share(owner):
             raise NotFound(GONE)
-        return image_id, owner_id
+        return self._cache.peek(owner_id, ("image", image_id))  # type: ignore[return-value]
 
-    def _image(self, image_id: str, owner_id: int) -> Image | None:
-        def load() -> Image | None:
+    def _load_fact(self, token: str, now: datetime) -> Fact:
+        link = self._links.resolve(token, now)
+        if link is None:
+            raise NotFound(GONE)
+        owner_id = link.owner_id
+        if owner_id is None:  # stored before links recorded their owner
             with self._uow() as uow:
-                image = uow.images.get(image_id)
-            return image if image is not None and image.owner_id == owner_id else None
+                owner_id = uow.images.owner_of(link.image_id)
+            if owner_id is None:
+                raise NotFound(GONE)
+        fact = (link.image_id, owner_id, link.expires_at)
+        if self._cache.enabled:
+            # A stamp vouches only for reads made after it: read it, then the link again,
+            # so a revoke landing in between is not remembered as live.
+            stamp = self._cache.stamp(owner_id)
+            if self._links.resolve(token, now) is None:
+                raise NotFound(GONE)
+            self._cache.remember_fact(("link", token), owner_id, fact, stamp)
+        return fact
 
-        return self._cache.fetch(("image", image_id), owner_id, load)
+
+def _check_live(expires_at: datetime, now: datetime) -> None:
+    if expires_at <= now:
+        raise NotFound(GONE)
+
+
+def _may_share(owner: User | None) -> bool:
+    """Whether the owner's links may open now: they exist and still hold the permission."""
+    return owner is not None and owner.permissions.expiring_links

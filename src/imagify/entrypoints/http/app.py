@@ -17,7 +17,14 @@ from imagify.entrypoints.http.observability import instrument, metrics_endpoint
 from imagify.entrypoints.http.routes.admin import TierController, UserController
 from imagify.entrypoints.http.routes.docs import docs_assets, docs_page
 from imagify.entrypoints.http.routes.images import ImageController
-from imagify.entrypoints.http.routes.public import follow_link, issue_token, live, me, ready
+from imagify.entrypoints.http.routes.public import (
+    change_password,
+    follow_link,
+    issue_token,
+    live,
+    me,
+    ready,
+)
 from imagify.entrypoints.http.schemas import EncodedPages
 from imagify.entrypoints.http.upload import FORM_OVERHEAD
 from imagify.logs import configure_logging
@@ -60,6 +67,7 @@ def create_app(container: Container) -> Litestar:
             UserController,
             issue_token,
             me,
+            change_password,
             follow_link,
             live,
             ready,

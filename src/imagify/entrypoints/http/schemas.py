@@ -44,6 +44,11 @@ class TokenOut(msgspec.Struct):
     expires_at: datetime
 
 
+class PasswordIn(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: str
+    new_password: str
+
+
 class LinkIn(msgspec.Struct):
     seconds: int
 
@@ -102,8 +107,10 @@ class EncodedPages:
     stale body can be sent, and the permissions in the key keep the links exact.
     """
 
-    def __init__(self, max_entries: int = 1024) -> None:
+    def __init__(self, max_entries: int = 1024, max_bytes: int = 16 * 1024 * 1024) -> None:
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._bodies: OrderedDict[tuple[int, str, Permissions], tuple[Page, bytes]] = OrderedDict()
 
     def body(self, page: Page, user: User, base_url: str, remembered: bool) -> bytes:
@@ -115,10 +122,12 @@ class EncodedPages:
             self._bodies.move_to_end(key)
             return hit[1]
         body = msgspec.json.encode(ImagePage(images_out(page.items, user, base_url), page.next_cursor))
-        if remembered:
+        if remembered and len(body) <= self._max_bytes:
+            old = self._bodies.pop(key, None)
+            self._bytes += len(body) - (len(old[1]) if old else 0)
             self._bodies[key] = (page, body)
-            if len(self._bodies) > self._max:
-                self._bodies.popitem(last=False)
+            while len(self._bodies) > self._max or self._bytes > self._max_bytes:
+                self._bytes -= len(self._bodies.popitem(last=False)[1][1])
         return body
 
 

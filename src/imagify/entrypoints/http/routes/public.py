@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.datastructures import State
 from litestar.params import FromPath, SkipValidation
@@ -16,14 +16,20 @@ from imagify.domain.ports import LoginThrottle
 from imagify.domain.services.auth import AuthService
 from imagify.entrypoints.http.deps import SECURITY, USER, root
 from imagify.entrypoints.http.errors import error_response
-from imagify.entrypoints.http.openapi_docs import TokenOperation, errors, image_bytes_operation
+from imagify.entrypoints.http.openapi_docs import (
+    TokenOperation,
+    errors,
+    image_bytes_operation,
+    json_body_operation,
+    strict_json,
+)
 from imagify.entrypoints.http.responses import (
     RANGE_ERROR,
     not_modified,
     not_modified_response,
     original_response,
 )
-from imagify.entrypoints.http.schemas import MeOut, TokenIn, TokenOut, me_out
+from imagify.entrypoints.http.schemas import MeOut, PasswordIn, TokenIn, TokenOut, me_out
 from imagify.entrypoints.http.throttle import TOO_MANY, client_address, throttled_login
 
 MAX_LOGIN_BODY = 16 * 1024
@@ -77,6 +83,25 @@ async def issue_token(
      responses=errors(401), summary="Who am I, and what may I do")
 def me(user: NamedDependency[User]) -> MeOut:
     return me_out(user)
+
+
+@put(
+    "/api/v1/me/password",
+    status_code=204,
+    tags=["auth"],
+    security=SECURITY,
+    dependencies=USER,
+    operation_class=json_body_operation(PasswordIn),
+    responses=errors(400, 401),
+    summary="Change your password; every token issued before stops working",
+)
+async def change_password(
+    request: Request, user: NamedDependency[User], auth: NamedDependency[AuthService]
+) -> None:
+    body = await strict_json(
+        request, PasswordIn, '{"current_password": "...", "new_password": "at least 10 characters"}'
+    )
+    await anyio.to_thread.run_sync(auth.change_password, user, body.current_password, body.new_password)
 
 
 @get(
