@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -127,20 +128,32 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
 
 
 def secret_key(settings: Settings) -> str:
-    """IMAGIFY_SECRET_KEY, or one generated once into the data dir and reused after."""
+    """IMAGIFY_SECRET_KEY, or one generated once into the data dir and reused after.
+
+    Workers starting together race to create it: each writes a whole key to a file of its
+    own, then links it into place (a link never replaces an existing file), so a reader
+    never sees a half-written key, and every worker ends up with the first one linked.
+    """
     if settings.secret_key:
         return settings.secret_key
     path = settings.data_path / "secret_key"
-    if path.is_file():
-        return path.read_text().strip()
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_text().strip()
-    try:
-        os.write(fd, key.encode())
-    finally:
-        os.close(fd)
+    if not path.is_file():
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=settings.data_path, prefix=".secret_key-")
+        try:
+            os.write(fd, secrets.token_urlsafe(48).encode())
+            os.fsync(fd)
+            os.close(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process linked its key first: use that one
+                pass
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    if len(key) < MIN_SECRET_LENGTH:
+        raise SettingsError(
+            f"the secret key in {path} is shorter than {MIN_SECRET_LENGTH} characters: "
+            "delete the file to generate a new one (every token then ends), or set IMAGIFY_SECRET_KEY"
+        )
     return key

@@ -245,6 +245,9 @@ class FakeBlobStorage:
     def exists(self, key: str) -> bool:
         return key in self.blobs
 
+    def cached(self, key: str) -> StoredBlob | None:
+        return None
+
     def check(self) -> None:
         pass
 

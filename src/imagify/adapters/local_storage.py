@@ -73,6 +73,9 @@ class LocalFolderBlobStorage:
                 if cutoff is None or mtime < cutoff:
                     yield key
 
+    def cached(self, key: str) -> StoredBlob | None:
+        return None  # nothing kept in memory: see CachedBlobStorage
+
     def check(self) -> None:
         try:
             self._root.mkdir(parents=True, exist_ok=True)

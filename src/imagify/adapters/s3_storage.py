@@ -163,6 +163,9 @@ class S3BlobStorage:
                 if _code(error) != "NoSuchUpload":  # finished or aborted meanwhile
                     raise Unavailable(f"S3 refused to abort {key!r}: {_reason(error)}") from error
 
+    def cached(self, key: str) -> StoredBlob | None:
+        return None  # nothing kept in memory: see CachedBlobStorage
+
     def check(self) -> None:
         try:
             self._client.head_bucket(Bucket=self._bucket)

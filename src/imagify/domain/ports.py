@@ -117,6 +117,10 @@ class BlobStorage(Protocol):
     def check(self) -> None:
         """Raise Unavailable when the storage cannot be used."""
 
+    def cached(self, key: str) -> StoredBlob | None:
+        """The blob from this process's memory, or None when reading it needs the storage
+        (always None for a storage that keeps nothing in memory). Never blocks."""
+
 
 class LinkStore(Protocol):
     def add(self, link: ExpiringLink) -> None:

@@ -265,8 +265,7 @@ class ImageService:
 
     def known_blob(self, key: str) -> StoredBlob | None:
         """The blob from memory (small blobs are kept after their first read), else None."""
-        cached = getattr(self._blobs, "cached", None)
-        return cached(key) if cached is not None else None
+        return self._blobs.cached(key)
 
     def _owned(self, owner: User, image_id: str) -> Image:
         image = owned_image(self._uow, self._cache, _user_id(owner), image_id)
