@@ -85,8 +85,8 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def link(image_id: str, seconds: float) -> ExpiringLink:
-    return ExpiringLink(secrets.token_urlsafe(32), image_id, now() + timedelta(seconds=seconds))
+def link(image_id: str, seconds: float, owner_id: int | None = 42) -> ExpiringLink:
+    return ExpiringLink(secrets.token_urlsafe(32), image_id, now() + timedelta(seconds=seconds), owner_id)
 
 
 def closed_loopback_port() -> int:
@@ -103,6 +103,14 @@ def test_a_live_link_resolves_to_its_image(links: LinkStore) -> None:
     links.add(added)
     assert links.resolve(added.token, now()).image_id == "img-1"
     assert links.resolve(added.token, added.expires_at - timedelta(seconds=1)).image_id == "img-1"
+
+
+def test_a_link_keeps_its_owner_and_a_link_from_before_owners_has_none(links: LinkStore) -> None:
+    owned, legacy = link("img-1", 300, owner_id=7), link("img-2", 300, owner_id=None)
+    links.add(owned)
+    links.add(legacy)
+    assert links.resolve(owned.token, now()).owner_id == 7
+    assert links.resolve(legacy.token, now()).owner_id is None
 
 
 def test_a_link_is_dead_from_its_expiry_on(links: LinkStore) -> None:

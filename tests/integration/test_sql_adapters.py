@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, insert, inspect, select
 
 from imagify.adapters.sql import (
     SqlAlchemyUnitOfWork,
@@ -25,7 +25,10 @@ from imagify.adapters.sql import (
     upgrade,
 )
 from imagify.adapters.sql.migrate import head_revision
+from imagify.adapters.sql.tables import images as images_table
 from imagify.adapters.sql.tables import links as links_table
+from imagify.adapters.sql.tables import user_tiers as user_tiers_table
+from imagify.adapters.sql.tables import users as users_table
 from imagify.adapters.sql.tables import metadata
 from imagify.domain.errors import Conflict, Unavailable
 from imagify.domain.read_cache import ReadCache
@@ -175,14 +178,19 @@ def test_saving_a_user_rewrites_the_row_and_tiers_and_deleting_removes_both(
         ann = u.users.add(User(None, "ann", "hash", False, ["basic"]))
         u.commit()
     assert ann.id is not None
-    ann.password_hash, ann.is_admin, ann.tiers = "new-hash", True, ["enterprise"]
+    ann.password_hash, ann.is_admin, ann.tiers = "ignored-by-save", True, ["enterprise"]
     with uow() as u:
         u.users.save(ann)
+        u.commit()
+    with uow() as u:
+        assert u.users.get(ann.id).password_hash == "hash"  # a password changes only with its version
+        u.users.set_password(ann.id, "new-hash")
         u.commit()
     with uow() as u:
         saved = u.users.get(ann.id)
         assert saved is not None
         assert (saved.password_hash, saved.is_admin, saved.tiers) == ("new-hash", True, ["enterprise"])
+        assert saved.token_version == ann.token_version + 1
         assert saved.permissions.original_access
         assert u.users.count_admins() == 1
         assert u.users.count_holding_tier("enterprise") == 1
@@ -394,10 +402,13 @@ def test_upgrading_from_the_first_revision_keeps_users_and_never_reuses_their_id
     upgrade(database_url, "0001")
     engine = make_engine(database_url)
     try:
-        with SqlAlchemyUnitOfWork(engine) as uow:
+        with engine.begin() as connection:  # rows as revision 0001 had them
             for name in ("ann", "bob", "cy"):
-                uow.users.add(User(None, name, "hash", False, ["basic"]))
-            uow.commit()
+                user_id = connection.execute(
+                    insert(users_table).values(username=name, password_hash="hash", is_admin=False,
+                                               created_at=T0)
+                ).inserted_primary_key[0]
+                connection.execute(insert(user_tiers_table).values(user_id=user_id, tier_name="basic"))
         upgrade(database_url)
         with SqlAlchemyUnitOfWork(engine) as uow:
             ids = {name: uow.users.get_by_username(name).id for name in ("ann", "bob", "cy")}
@@ -411,6 +422,31 @@ def test_upgrading_from_the_first_revision_keeps_users_and_never_reuses_their_id
         with pytest.raises(Conflict), SqlAlchemyUnitOfWork(engine) as uow:  # still unique
             uow.users.add(User(None, "ann", "hash", False, []))
             uow.commit()
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_to_0003_gives_links_their_owner_and_users_the_first_token_version(database_url: str) -> None:
+    upgrade(database_url, "0002")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:  # rows as revision 0002 had them
+            connection.execute(insert(users_table).values(id=7, username="ann", password_hash="h",
+                                                          is_admin=False, created_at=T0))
+            image = _image("a" * 32, owner_id=7)
+            connection.execute(insert(images_table).values(
+                id=image.id, owner_id=7, filename="x.jpg", content_type="image/jpeg", width=1, height=1,
+                size_bytes=1, sha256="0" * 64, storage_key="originals/x", created_at=T0))
+            connection.execute(insert(links_table).values(token_hash="1" * 64, image_id=image.id,
+                                                          expires_at=T0 + timedelta(hours=1)))
+            connection.execute(insert(links_table).values(token_hash="2" * 64, image_id="b" * 32,
+                                                          expires_at=T0 + timedelta(hours=1)))
+        upgrade(database_url)
+        with engine.connect() as connection:
+            owners = dict(connection.execute(select(links_table.c.token_hash, links_table.c.owner_id)).all())
+        assert owners == {"1" * 64: 7, "2" * 64: None}  # a link to a vanished image has none
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            assert uow.users.get(7).token_version == 0
     finally:
         engine.dispose()
 

@@ -57,7 +57,8 @@ class RedisLinkStore:
         index = self._index(link.image_id)
         with _unreachable_as_unavailable():
             pipe = self._redis.pipeline(transaction=True)
-            pipe.set(self._link(digest), f"{link.owner_id} {link.image_id} {expires_ms}", pxat=expires_ms)
+            owner = "" if link.owner_id is None else f"{link.owner_id} "
+            pipe.set(self._link(digest), f"{owner}{link.image_id} {expires_ms}", pxat=expires_ms)
             pipe.zadd(index, {digest: expires_ms})
             # Forget hashes whose links have expired, so the index of a busy image stays small.
             pipe.zremrangebyscore(index, "-inf", int(time.time() * 1000))
