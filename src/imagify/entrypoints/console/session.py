@@ -43,8 +43,12 @@ def _secret(request: Request) -> bytes:
     return key  # type: ignore[no-any-return]
 
 
+def sign(secret: bytes, purpose: str, value: str) -> str:
+    return hmac.new(secret, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
 def _mac(request: Request, purpose: str, value: str) -> str:
-    return hmac.new(_secret(request), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+    return sign(_secret(request), purpose, value)
 
 
 def csrf_token(request: Request, session: str) -> str:
