@@ -127,6 +127,7 @@ def test_an_admin_makes_a_tier_and_a_user_who_sees_exactly_its_renditions_until_
     pat.get_by_role("link", name="dune.png").first.click()
     assert rendition_captions(pat) == ["120 px high", "300 px high"]
     assert pat.get_by_role("button", name="Create link").is_visible()
+    assert pat.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(pat, "phone-image")
 
     admin.goto("/console/admin/users/pat")
@@ -166,8 +167,8 @@ def test_a_form_posted_without_its_csrf_token_is_refused(new_page):
     assert page.url.endswith("/console/")  # still logged in
 
 
-def test_pages_for_screens(new_page):
-    """The login page, password page and admin lists at both widths, for the screenshots."""
+def test_every_page_fits_a_phone_and_a_laptop_without_sideways_scrolling(new_page):
+    """The login, password and admin pages at both widths (and their screenshots)."""
     for name, viewport in (("desktop", None), ("phone", PHONE)):
         page = new_page(viewport) if viewport else new_page()
         page.goto("/console/login")
@@ -177,4 +178,5 @@ def test_pages_for_screens(new_page):
                             ("/console/admin/tiers", "tiers"), ("/console/admin/tiers/basic", "tier")):
             page.goto(path)
             assert page.locator("h1").count() == 1
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (name, path)
             shot(page, f"{name}-{title}")
