@@ -56,3 +56,17 @@ def test_a_domain_error_is_a_page_in_words_never_a_500(client, make_user):
     assert response.status_code == 400 and "cursor" in response.text and "<html" in response.text
     response = client.get("/console/images/" + "0" * 32)
     assert response.status_code == 404 and "no image with id" in response.text
+
+
+def test_an_admin_searches_users_by_part_of_the_name_a_page_at_a_time(client, make_user, container):
+    make_user("root", "basic", is_admin=True)
+    for name in ("anna", "JoAnne", "bob", "an_x", "aNy"):
+        container.admin().create_user("tests", name, PASSWORD, ["basic"])
+    console_login(client, "root")
+
+    def listed(query: str) -> set[str]:
+        page = client.get(f"/console/admin/users?q={query}").text
+        return set(re.findall(r'<th scope="row"><a href="/console/admin/users/([^"]+)"', page))
+
+    assert listed("ANN") == {"JoAnne", "anna"}
+    assert listed("n_") == {"an_x"}  # "_" is no wildcard
