@@ -2,7 +2,9 @@
 every kind of bad credential, as a non-admin, and with another user's image ids.
 
 A new route is covered without editing this file: it must either refuse a missing token
-(401), or be added to PUBLIC below on purpose.
+(401), or be added to PUBLIC below on purpose. A new console route (under /console) must
+send a visitor without a live session to the login page (401 for a change), refuse a
+change without its CSRF token, and follow the same admin and tenancy rules.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import pytest
 from litestar.routes import HTTPRoute
 
 from imagify.adapters.security import JwtTokenSigner
+from imagify.entrypoints.console.session import sign
+from imagify.entrypoints.http.deps import SESSION_COOKIE
+from imagify.settings import secret_key
 from tests.integration.conftest import assert_error, upload
 
 # Routes anyone may call, as Litestar spells their paths. Everything else needs a token.
@@ -35,6 +40,9 @@ PUBLIC = {
     "/schema/openapi.json",
     "/schema/{path:str}",
 }
+CONSOLE = "/console"
+# Console routes anyone may call; every other console route needs a live session.
+CONSOLE_PUBLIC = {"/console/login", "/console/static/{file_path:path}"}
 SOME_ID = "0123456789abcdef0123456789abcdef"
 PARAM = re.compile(r"\{(\w+):\w+\}")
 # A value for each path parameter; a new parameter name fails the tests until it has one.
@@ -65,7 +73,12 @@ def operations(app, **values: str) -> list[tuple[str, str, str]]:
 
 
 def protected(app, **values: str) -> list[tuple[str, str, str]]:
-    return [op for op in operations(app, **values) if op[2] not in PUBLIC]
+    """The API's routes that need a bearer token (the console's are below)."""
+    return [op for op in operations(app, **values) if op[2] not in PUBLIC and not op[2].startswith(CONSOLE)]
+
+
+def console_pages(app, **values: str) -> list[tuple[str, str, str]]:
+    return [op for op in operations(app, **values) if op[2].startswith(CONSOLE) and op[2] not in CONSOLE_PUBLIC]
 
 
 def b64(data: bytes) -> str:
@@ -147,11 +160,12 @@ def test_every_protected_route_refuses_a_bad_credential_with_a_401(client, bad_h
 
 def test_the_public_routes_really_are_public_and_nothing_else_is(client):
     for method, path, route in operations(client.app):
-        if route not in PUBLIC:
+        if route not in PUBLIC | CONSOLE_PUBLIC:
             continue
         response = client.request(method, path)
         assert response.status_code != 401, (method, path, response.text)
-    assert {route for *_, route in operations(client.app)} >= PUBLIC, "PUBLIC names a route that is gone"
+    routes = {route for *_, route in operations(client.app)}
+    assert routes >= PUBLIC | CONSOLE_PUBLIC, "PUBLIC names a route that is gone"
 
 
 def test_a_non_admin_gets_403_on_every_admin_route_and_changes_nothing(client, make_user, container):
@@ -213,3 +227,95 @@ def test_the_signer_refuses_unsigned_and_empty_key_tokens_directly():
         with pytest.raises(Unauthorized):
             signer.read(token, now)
     assert signer.read(signer.issue(1, 0, now)[0], now) == (1, 0)
+
+
+# The console: the same rules through a session cookie, and CSRF on every change.
+
+
+def session_of(account) -> dict[str, str]:
+    return {"Cookie": f"{SESSION_COOKIE}={account.headers['Authorization'].removeprefix('Bearer ')}"}
+
+
+def with_csrf(settings, account) -> dict[str, str]:
+    token = account.headers["Authorization"].removeprefix("Bearer ")
+    return {**session_of(account), "X-CSRF-Token": sign(secret_key(settings).encode(), "csrf", token)}
+
+
+@pytest.mark.parametrize("kind", BAD_CREDENTIALS)
+def test_every_console_page_sends_a_visitor_without_a_live_session_to_log_in(client, bad_headers, kind):
+    token = bad_headers[kind].get("Authorization", "").removeprefix("Bearer ").removeprefix("Basic ")
+    headers = {"Cookie": f"{SESSION_COOKIE}={token}"} if token.strip() else {}
+    ops = console_pages(client.app)
+    assert len(ops) >= 20, ops  # my images, one image, password and the admin pages
+    wrong = []
+    for method, path, _ in ops:
+        response = client.request(method, path, headers=headers, follow_redirects=False)
+        if method == "GET":
+            good = response.status_code == 303 and response.headers["location"].startswith("/console/login?next=")
+        else:
+            good = response.status_code == 401 and "log in" in response.text
+        if not good:
+            wrong.append((method, path, response.status_code, response.text[:200]))
+    assert not wrong, wrong
+
+
+def test_every_console_change_without_its_csrf_token_is_refused(client, make_user, settings, container):
+    ann = make_user("ann", "enterprise", is_admin=True)
+    other = make_user("bob", "basic")
+    before = [(t.name, t.permissions.sorted()) for t in container.admin().list_tiers()]
+    changes = [op for op in console_pages(client.app, username="bob") if op[0] != "GET"]
+    assert len(changes) >= 10, changes
+    for method, path, _ in changes:
+        for headers in (session_of(ann), {**session_of(ann), "X-CSRF-Token": "0" * 64},
+                        {**session_of(ann), "X-CSRF-Token": with_csrf(settings, other)["X-CSRF-Token"]}):
+            response = client.request(method, path, headers=headers, data={"name": "x", "height": "10"})
+            assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
+            assert "security token" in response.text
+    assert [(t.name, t.permissions.sorted()) for t in container.admin().list_tiers()] == before
+    assert container.admin().get_user("bob").tiers == ["basic"]
+    response = client.post("/console/login", data={"username": "ann", "password": "a-long-password"})
+    assert response.status_code == 403  # the login form has its own token too
+
+
+def test_a_non_admin_gets_403_on_every_console_admin_page_and_changes_nothing(client, make_user, settings, container):
+    ann = make_user("ann", "enterprise")
+    admin = container.admin()
+    before = ([(t.name, t.permissions.sorted()) for t in admin.list_tiers()], admin.list_users(None, 100))
+    admin_ops = [op for op in console_pages(client.app) if op[2].startswith(f"{CONSOLE}/admin")]
+    assert len(admin_ops) >= 13, admin_ops
+    for method, path, _ in admin_ops:
+        data = {"name": "x", "height": "10", "username": "x", "password": "p" * 12, "tiers": "basic", "is_admin": "1"}
+        response = client.request(method, path, headers=with_csrf(settings, ann), data=data, follow_redirects=False)
+        assert response.status_code == 403 and "only admins" in response.text, (method, path, response.status_code)
+    after = ([(t.name, t.permissions.sorted()) for t in admin.list_tiers()], admin.list_users(None, 100))
+    assert after == before
+
+
+def test_another_users_image_is_404_on_every_console_image_page(client, make_user, settings):
+    bob = make_user("bob", "enterprise")
+    bobs = upload(client, bob).json()["id"]
+    intruder = make_user("mallory", "enterprise")
+    image_ops = [op for op in console_pages(client.app) if "{image_id" in op[2]]
+    assert len(image_ops) >= 3, image_ops  # the page, its link form, its delete
+    for method, path, route in image_ops:
+        for image_id in (bobs, SOME_ID):
+            response = client.request(method, path.replace(SOME_ID, image_id), headers=with_csrf(settings, intruder),
+                                      data={"seconds": "300"}, follow_redirects=False)
+            assert response.status_code == 404, (route, image_id, response.status_code)
+            assert "no image with id" in response.text
+    assert client.get(f"/api/v1/images/{bobs}", headers=bob.headers).status_code == 200
+
+
+def test_a_session_cookie_reads_image_bytes_but_never_authorizes_an_api_change(client, make_user):
+    ann = make_user("ann", "enterprise")
+    image = upload(client, ann).json()
+    for url in (image["links"]["thumbnails"]["200"], image["links"]["original"]):
+        assert client.get(url, headers=session_of(ann)).status_code == 200
+    # Every other API route still wants the bearer header, the session cookie notwithstanding.
+    byte_routes = {"/api/v1/images/{image_id:str}/thumbnails/{height:str}", "/api/v1/images/{image_id:str}/original"}
+    for method, path, route in protected(client.app, image_id=image["id"]):
+        if method == "GET" and route in byte_routes:
+            continue
+        response = client.request(method, path, headers=session_of(ann), json={"seconds": 300})
+        assert response.status_code == 401, (method, path, response.status_code)
+    assert client.get(f"/api/v1/images/{image['id']}", headers=ann.headers).status_code == 200

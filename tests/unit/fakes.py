@@ -61,9 +61,13 @@ class FakeUserRepository:
     def get_by_username(self, username: str) -> User | None:
         return next((self._full(u) for u in self._s.users.values() if u.username == username), None)
 
-    def list(self, after_username: str | None, limit: int) -> list[User]:
+    def list(self, after_username: str | None, limit: int, search: str | None = None) -> list[User]:
         users = sorted(self._s.users.values(), key=lambda u: u.username)
-        return [self._full(u) for u in users if after_username is None or u.username > after_username][:limit]
+        return [
+            self._full(u) for u in users
+            if (after_username is None or u.username > after_username)
+            and (not search or search.casefold() in u.username.casefold())
+        ][:limit]
 
     def save(self, user: User) -> None:
         stored = self._s.users[user.id]  # type: ignore[index]

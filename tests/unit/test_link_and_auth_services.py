@@ -75,3 +75,19 @@ def test_the_first_admin_is_created_once_with_a_generated_password(world):
 def test_the_first_admin_takes_the_configured_password(world):
     assert world.auth.ensure_first_admin("configured-password") is None
     assert world.auth.issue_token("admin", "configured-password")
+
+
+def test_the_tier_list_counts_the_users_holding_each_tier(world):
+    world.user("ann", "basic")
+    world.user("bob", "basic", "premium")
+    counts = {tier.name: holders for tier, holders in world.admin.tiers_with_holders()}
+    assert counts == {"basic": 2, "enterprise": 0, "premium": 1}
+
+
+def test_users_are_searched_by_any_part_of_their_name_in_any_case(world):
+    for name in ("anna", "joANNe", "bob"):
+        world.user(name, "basic")
+    users, more = world.admin.list_users(None, 1, search="ann")
+    assert [u.username for u in users] == ["anna"] and more
+    users, more = world.admin.list_users("anna", 10, search="ann")
+    assert [u.username for u in users] == ["joANNe"] and not more

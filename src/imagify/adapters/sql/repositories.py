@@ -98,10 +98,12 @@ class SqlAlchemyUserRepository:
     def get_by_username(self, username: str) -> User | None:
         return self._read_one(_USER_BY_NAME, {"key": username})
 
-    def list(self, after_username: str | None, limit: int) -> list[User]:
+    def list(self, after_username: str | None, limit: int, search: str | None = None) -> list[User]:
         query = select(users).order_by(users.c.username).limit(limit)
         if after_username is not None:
             query = query.where(users.c.username > after_username)
+        if search:
+            query = query.where(func.lower(users.c.username).contains(search.lower(), autoescape=True))
         return self._read(query)
 
     def save(self, user: User) -> None:

@@ -38,6 +38,12 @@ class AdminService:
         with self._uow() as uow:
             return sorted(uow.tiers.list(), key=lambda t: t.name)
 
+    def tiers_with_holders(self) -> list[tuple[Tier, int]]:
+        """Every tier by name, with how many users hold it."""
+        with self._uow() as uow:
+            tiers = sorted(uow.tiers.list(), key=lambda t: t.name)
+            return [(tier, uow.users.count_holding_tier(tier.name)) for tier in tiers]
+
     def get_tier(self, name: str) -> Tier:
         with self._uow() as uow:
             return _tier(uow, name)
@@ -101,13 +107,14 @@ class AdminService:
     # Users
 
     def list_users(
-        self, after: str | None = None, limit: int = MAX_USERS_PAGE
+        self, after: str | None = None, limit: int = MAX_USERS_PAGE, search: str | None = None
     ) -> tuple[list[User], bool]:
-        """A page of users by name after `after`, and whether more follow."""
+        """A page of users by name after `after` (whose name contains `search`, in any
+        case), and whether more follow."""
         if not 1 <= limit <= MAX_USERS_PAGE:
             raise InvalidInput(f"'limit' must be between 1 and {MAX_USERS_PAGE}, got {limit}")
         with self._uow() as uow:
-            users = uow.users.list(after, limit + 1)
+            users = uow.users.list(after, limit + 1, search or None)
         return users[:limit], len(users) > limit
 
     def get_user(self, username: str) -> User:

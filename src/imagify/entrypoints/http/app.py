@@ -10,6 +10,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
+from imagify.entrypoints.console.routes import console_router
 from imagify.entrypoints.container import Container, build_container, close_async_clients, shutdown
 from imagify.entrypoints.http.deps import DEPENDENCIES
 from imagify.entrypoints.http.errors import HANDLERS
@@ -74,6 +75,7 @@ def create_app(container: Container) -> Litestar:
             docs_page,
             docs_assets,
             metrics_endpoint,
+            console_router,
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]

@@ -20,6 +20,8 @@ from imagify.entrypoints.http.schemas import EncodedPages
 from imagify.settings import Settings
 
 SECURITY = [{"OAuth2PasswordBearer": []}, {"BearerToken": []}]
+# The web console's session: a bearer token from the same signer, in an HttpOnly cookie.
+SESSION_COOKIE = "imagify_session"
 
 
 def provide_settings(state: State) -> Settings:
@@ -69,9 +71,27 @@ def encoded_pages(request: Request) -> EncodedPages:
     return request.app.state.pages  # type: ignore[no-any-return]
 
 
+def reader_token(request: Request) -> str:
+    """The bearer token; for GET and HEAD without one, the console's session cookie, so the
+    image links in API answers also open in a logged-in browser tab (reads only: a cookie
+    never authorizes a change through the API)."""
+    if request.scope["method"] in ("GET", "HEAD") and scope_header(request.scope, b"authorization") is None:
+        if session := request.cookies.get(SESSION_COOKIE):
+            return session
+    return bearer_token(request)
+
+
 async def provide_user(request: Request) -> User:
     """The token's user with permissions as they are now (a cache entry only while no change)."""
-    token = bearer_token(request)
+    return await user_of(request, bearer_token(request))
+
+
+async def provide_reader(request: Request) -> User:
+    """provide_user for the image byte routes, which also take the session cookie."""
+    return await user_of(request, reader_token(request))
+
+
+async def user_of(request: Request, token: str) -> User:
     auth = root(request).auth()
     auth.begin_request()
     user = await auth.known(token)  # memory, after at most an awaited stamp

@@ -15,7 +15,9 @@ from imagify.domain.errors import InvalidInput
 from imagify.domain.model import User
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
-from imagify.entrypoints.http.deps import SECURITY, USER, base_url, encoded_pages, provide_user, root
+from imagify.entrypoints.http.deps import (
+    SECURITY, USER, base_url, encoded_pages, provide_reader, provide_user, root,
+)
 from imagify.entrypoints.http.openapi_docs import LinkOperation, UploadOperation, errors, image_bytes_operation
 from imagify.entrypoints.http.responses import (
     RANGE_ERROR,
@@ -135,7 +137,7 @@ class ImageController(Controller):
         summary="A thumbnail, rendered on first access (a 302 to S3 in redirect mode)",
     )
     async def thumbnail(self, request: Request, image_id: FromPath[str], height: FromPath[str]) -> Response:
-        user = await provide_user(request)
+        user = await provide_reader(request)  # the session cookie too
         if not height.isdigit():  # a path segment: say what is wrong instead of a bare 404
             raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height!r}")
         images, redirects = root(request).images(), redirects_of(request)
@@ -161,7 +163,7 @@ class ImageController(Controller):
         summary="The original bytes; a Range header gets 206 (a 302 to S3 in redirect mode)",
     )
     async def original(self, request: Request, image_id: FromPath[str]) -> Response | Stream:
-        user = await provide_user(request)
+        user = await provide_reader(request)
         images, redirects = root(request).images(), redirects_of(request)
         image = images.known_original(user, image_id)
         if image is None:
