@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime
 
 from imagify.domain.errors import Unauthorized
-from imagify.domain.model import User
+from imagify.domain.model import User, check_password
 from imagify.domain.ports import Clock, PasswordHasher, TokenSigner, UnitOfWorkFactory
 from imagify.domain.read_cache import ReadCache
 
@@ -69,6 +69,8 @@ class AuthService:
 
     def ensure_first_admin(self, password: str | None) -> str | None:
         """Create the `admin` user when there is no admin yet; return a generated password."""
+        if password:
+            check_password(password)
         with self._uow() as uow:
             if uow.users.count_admins() > 0:
                 return None
@@ -85,6 +87,10 @@ class AuthService:
             uow.commit()
         self._cache.users_changed()
         return generated
+
+    def has_admin(self) -> bool:
+        with self._uow() as uow:
+            return uow.users.count_admins() > 0
 
     def _decoy(self) -> str:
         if self._decoy_hash is None:
