@@ -205,13 +205,17 @@ def users() -> None:
 PASSWORD_HELP = "the password, or '-' to read one line from stdin; asked for (hidden) when left out on a terminal"
 
 
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def read_password(password: str | None) -> str:
     """`--password P`, `--password -` (one line from stdin), or a hidden prompt on a terminal."""
     if password == "-":
         return sys.stdin.readline().rstrip("\r\n")
     if password is not None:
         return password
-    if not sys.stdin.isatty():
+    if not stdin_is_terminal():
         raise InvalidInput("no terminal to ask for the password: give --password - and pipe it on stdin")
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
