@@ -24,8 +24,13 @@ from imagify.logs import configure_logging
 from imagify.settings import load_settings
 
 DESCRIPTION = """Upload JPEG, PNG and WebP images and fetch them back as thumbnails, originals
-and expiring links, as your tiers allow. Press **Authorize** and log in with your username
-and password (leave the client fields empty), or paste a token from `POST /api/v1/auth/token`."""
+and expiring links, as your tiers allow. Press **Authorize**, enter your username and
+password, and press **Authorize** again: every request then carries your token.
+
+Tiers grant permission codenames: `thumbnail:<height>` (1 to 4096 pixels high),
+`can_access_original_image` and `can_generate_expiring_link`. Built in: `basic`
+(thumbnail:200), `premium` (thumbnail:200 and 400) and `enterprise` (both, originals and
+expiring links)."""
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -40,11 +45,7 @@ def openapi_config() -> OpenAPIConfig:
                 "OAuth2PasswordBearer": SecurityScheme(
                     type="oauth2",
                     flows=OAuthFlows(password=OAuthFlow(token_url="/api/v1/auth/token", scopes={})),
-                    description="Log in with a username and password",
-                ),
-                "BearerToken": SecurityScheme(
-                    type="http", scheme="bearer", bearer_format="JWT",
-                    description="A token from POST /api/v1/auth/token",
+                    description="Your Imagify username and password",
                 ),
             }
         ),
