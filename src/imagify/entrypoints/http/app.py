@@ -6,6 +6,7 @@ from functools import partial
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
@@ -20,7 +21,7 @@ from imagify.entrypoints.http.routes.images import ImageController
 from imagify.entrypoints.http.routes.public import follow_link, issue_token, live, me, ready
 from imagify.entrypoints.http.schemas import EncodedPages
 from imagify.entrypoints.http.upload import FORM_OVERHEAD
-from imagify.logs import configure_logging
+from imagify.logs import JsonFormatter, configure_logging
 from imagify.settings import load_settings
 
 DESCRIPTION = """Upload JPEG, PNG and WebP images and fetch them back as thumbnails, originals
@@ -71,6 +72,9 @@ def create_app(container: Container) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi_config(),
+        # Litestar's own lines in Imagify's JSON; the root logger is left to whoever runs the
+        # app (imagify serve: JSON too), not set to Litestar's text format.
+        logging_config=LoggingConfig(configure_root_logger=False, formatters={"standard": {"()": JsonFormatter}}),
         state=State({"container": container, "pages": EncodedPages()}),
         request_max_body_size=settings.max_upload_bytes + FORM_OVERHEAD + 1,
         on_shutdown=[lambda: shutdown(container), partial(close_async_clients, container)],
