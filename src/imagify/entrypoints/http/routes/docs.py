@@ -19,9 +19,9 @@ PAGE = """<!doctype html>
   <link rel="icon" type="image/png" href="/docs/static/favicon-32x32.png">
   <style>
     /* Log in with a username and password only: no client id, secret or scopes to puzzle over. */
-    .auth-container .wrapper:has(#password_type),
-    .auth-container .wrapper:has([id^="client_id"]),
-    .auth-container .wrapper:has([id^="client_secret"]),
+    .auth-container .wrapper:has(> label[for="password_type"]),
+    .auth-container .wrapper:has(> label[for^="client_id"]),
+    .auth-container .wrapper:has(> label[for^="client_secret"]),
     .auth-container .scope-def, .auth-container .scopes { display: none; }
   </style>
 </head>
