@@ -224,11 +224,25 @@ def test_the_admin_password_variable_is_said_to_be_ignored_once_an_admin_exists(
     assert "IMAGIFY_ADMIN_PASSWORD is ignored: an admin exists already" in result.stderr
 
 
-def test_a_database_error_names_the_database_and_a_new_data_folder_is_warned_of(run, tmp_path):
+def test_run_from_another_folder_a_command_names_the_missing_database_and_creates_nothing(run, tmp_path):
     result = run("users", "list", IMAGIFY_DATA_DIR=str(tmp_path / "elsewhere"))
     assert result.exit_code == 1
+    assert f"error: no database at {tmp_path / 'elsewhere' / 'imagify.db'}" in result.stderr
+    assert "imagify migrate" in result.stderr and not (tmp_path / "elsewhere").exists()
+
+
+def test_migrate_warns_before_creating_a_new_data_folder(run, tmp_path):
+    result = run("migrate", IMAGIFY_DATA_DIR=str(tmp_path / "elsewhere"))
+    assert result.exit_code == 0
     assert f"warning: creating a new, empty data folder {tmp_path / 'elsewhere'}" in result.stderr
-    assert f"database error on {tmp_path / 'elsewhere' / 'imagify.db'}" in result.stderr
+
+
+def test_a_database_error_names_the_database(run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "imagify.db").touch()
+    result = run("users", "list", IMAGIFY_DATA_DIR=str(tmp_path / "empty"))
+    assert result.exit_code == 1
+    assert f"database error on {tmp_path / 'empty' / 'imagify.db'} (no such table" in result.stderr
 
 
 def test_serve_fails_fast_with_a_hint_when_the_port_is_taken(run):

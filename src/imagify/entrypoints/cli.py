@@ -65,9 +65,10 @@ CHECKOUT = Path(__file__).resolve().parents[3]
 MAKE_RUN_DATA = CHECKOUT / "var" if (CHECKOUT / "pyproject.toml").is_file() else None
 
 
-def container() -> Container:
+def container(creating: bool = False) -> Container:
+    """The composition root for one command; only `creating` ones may start a new SQLite file."""
     settings = load_settings()
-    _warn_if_new_data_folder(settings)
+    _check_data_folder(settings, creating)
     _built.append(build_container(settings))
     return _built[-1]
 
@@ -80,16 +81,19 @@ def database_name(settings: Settings) -> str:
     return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
-def _warn_if_new_data_folder(settings: Settings) -> None:
-    data = settings.data_path.resolve()
-    if data.exists() or not settings.database_url.startswith("sqlite") or data == MAKE_RUN_DATA:
+def _check_data_folder(settings: Settings, creating: bool) -> None:
+    """Run from another folder, `./var` is not the data `make run` made: say so, never create it silently."""
+    file = sqlite_file(settings.database_url)
+    if file is None or file.exists():
         return
-    hint = f"`make run` uses {MAKE_RUN_DATA}: " if MAKE_RUN_DATA else ""
-    click.echo(
-        f"warning: creating a new, empty data folder {data}; {hint}run imagify from the folder "
-        "that holds your data, or set IMAGIFY_DATA_DIR",
-        err=True,
-    )
+    hint = f" (`make run` uses {MAKE_RUN_DATA})" if MAKE_RUN_DATA and MAKE_RUN_DATA != file.parent.resolve() else ""
+    if not creating:
+        raise InvalidInput(
+            f"no database at {file.resolve()}{hint}: run imagify from the folder that holds your "
+            "data, set IMAGIFY_DATA_DIR, or create one here with imagify migrate"
+        )
+    if not settings.data_path.exists() and settings.data_path.resolve() != MAKE_RUN_DATA:
+        click.echo(f"warning: creating a new, empty data folder {settings.data_path.resolve()}{hint}", err=True)
 
 
 def _warn_if_unpublished() -> None:
@@ -142,7 +146,7 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     check_port_free(host, port)
-    app = container()
+    app = container(creating=True)
     announce_first_admin(app)
     configure_logging()
     log.info("Imagify on http://%s:%s  (API docs at /)", host, port)
@@ -187,7 +191,7 @@ def migrate() -> None:
     """Apply the database migrations (idempotent), then make sure an admin exists."""
     from imagify.adapters.sql.migrate import upgrade
 
-    app = container()
+    app = container(creating=True)
     applied, now = upgrade(app.settings().database_url)
     where = database_name(app.settings())
     if applied:
