@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 
 # The id of the HTTP request being served, set by the observability middleware, so that
 # every line logged while serving it (in the event loop or a worker thread) carries it.
@@ -86,3 +86,18 @@ def configure_logging(level: int = logging.INFO) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+
+
+def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
+    """uvicorn's `log_config`: its lines, and any library's warnings, in the same JSON lines."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,  # Imagify's own loggers keep their handler
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "uvicorn": {"handlers": ["json"], "level": level, "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": level, "propagate": False},
+        },
+        "root": {"handlers": ["json"], "level": "WARNING"},
+    }

@@ -31,11 +31,12 @@ def migrated(run):
 def test_migrate_creates_the_first_admin_and_prints_its_password_once(run):
     first = run("migrate")
     assert first.exit_code == 0, first.output
-    assert "database is up to date" in first.output
+    assert "applied 0001, 0002, 0003; the database" in first.output and "is at 0003" in first.output
     password = first.output.split("shown only once:")[1].split()[0]
     assert len(password) >= 16
     again = run("migrate")
     assert again.exit_code == 0 and "shown only once" not in again.output
+    assert "is already at 0003; nothing to apply" in again.output
     assert "admin [admin]" in run("users", "list").output
 
 
@@ -78,6 +79,21 @@ def test_tiers_create_and_list(run, migrated):
         (("users", "set-tiers", "admin", "gold"), "unknown tier"),
         (("tiers", "create", "basic", "--thumbnail", "100"), "already exists"),
         (("tiers", "create", "huge", "--thumbnail", "5000"), "between 1 and 4096"),
+        (("tiers", "create", "neg", "--thumbnail", "-5"), "thumbnail height must be between 1 and 4096, got -5"),
+        (("tiers", "create", "zero", "--thumbnail", "0"), "thumbnail height must be between 1 and 4096, got 0"),
+        (("tiers", "edit", "basic", "--thumbnail", "-5"), "thumbnail height must be between 1 and 4096, got -5"),
+        (("tiers", "edit", "basic"), "nothing to change"),
+        (("tiers", "edit", "gold", "--original"), "no tier named 'gold'"),
+        (("tiers", "show", "gold"), "no tier named 'gold'"),
+        (("tiers", "delete", "gold"), "no tier named 'gold'"),
+        (("tiers", "delete", "enterprise"), "tier 'enterprise' is held by 1 user; move them to another tier first"),
+        (("users", "set-tiers", "admin"), "give --none to remove every tier"),
+        (("users", "set-tiers", "admin", "basic", "--none"), "not both"),
+        (("users", "show", "nobody"), "no user named 'nobody'"),
+        (("users", "delete", "nobody"), "no user named 'nobody'"),
+        (("users", "set-password", "nobody", "--password", "a-long-password"), "no user named 'nobody'"),
+        (("users", "set-password", "admin", "--password", "short"), "at least 10 characters"),
+        (("users", "set-password", "admin"), "no terminal to ask for the password: give --password -"),
         (("tiers", "create", "bad name", "--thumbnail", "100"), "tier name"),
     ],
 )
@@ -121,3 +137,122 @@ def test_a_change_the_servers_could_not_be_told_of_is_saved_with_a_warning(run, 
     assert "created ann" in created.stdout
     assert "warning: the change is saved, but Redis could not be told of it" in created.stderr
     assert "ann\t-" in run("users", "list", **env).stdout
+
+
+def test_users_show_lists_tiers_and_permissions(run, migrated):
+    run("users", "create", "ann", "--password", "a-long-password", "--tier", "premium")
+    result = run("users", "show", "ann")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "user:        ann",
+        "tiers:       premium",
+        "permissions: thumbnail:200 thumbnail:400",
+    ]
+
+
+def test_users_set_tiers_none_removes_every_tier(run, migrated):
+    run("users", "create", "ann", "--password", "a-long-password", "--tier", "basic")
+    result = run("users", "set-tiers", "ann", "--none")
+    assert result.exit_code == 0 and "ann: no tiers" in result.output
+    assert "ann\t-" in run("users", "list").output
+
+
+def test_users_set_password_from_stdin_lets_the_user_log_in_with_it(run, migrated):
+    run("users", "create", "ann", "--password", "a-long-password")
+    result = run("users", "set-password", "ann", "--password", "-", input="another-long-password\n")
+    assert result.exit_code == 0 and "ann: password changed" in result.output
+    from imagify.entrypoints.container import build_container
+    from imagify.settings import load_settings
+
+    auth = build_container(load_settings({"IMAGIFY_DATA_DIR": "var"})).auth()
+    assert auth.issue_token("ann", "another-long-password")
+
+
+def test_users_set_password_prompts_without_echo_on_a_terminal(run, migrated, monkeypatch):
+    monkeypatch.setattr("imagify.entrypoints.cli.stdin_is_terminal", lambda: True)
+    result = run("users", "set-password", "admin", input="prompted-password\nprompted-password\n")
+    assert result.exit_code == 0 and "admin: password changed" in result.output, result.output
+    assert "Password:" in result.output and "prompted-password" not in result.output  # not echoed
+
+
+def test_users_delete_removes_the_user(run, migrated):
+    run("users", "create", "ann", "--password", "a-long-password")
+    result = run("users", "delete", "ann")
+    assert result.exit_code == 0 and "deleted user ann" in result.output
+    assert "ann" not in run("users", "list").output
+
+
+def test_tiers_show_says_what_a_tier_grants(run, migrated):
+    result = run("tiers", "show", "enterprise")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "tier:           enterprise",
+        "thumbnails:     200, 400",
+        "original:       yes",
+        "expiring links: yes",
+        "permissions:    thumbnail:200 thumbnail:400 can_access_original_image can_generate_expiring_link",
+    ]
+
+
+def test_tiers_edit_replaces_heights_and_keeps_what_is_not_given(run, migrated):
+    run("tiers", "create", "pro", "--thumbnail", "100", "--original")
+    result = run("tiers", "edit", "pro", "--thumbnail", "300", "--thumbnail", "50", "--expiring-links")
+    assert result.exit_code == 0, result.output
+    assert "pro\tthumbnail:50 thumbnail:300 can_access_original_image can_generate_expiring_link" in (
+        run("tiers", "list").output.splitlines()
+    )
+    assert run("tiers", "edit", "pro", "--no-original", "--no-expiring-links").exit_code == 0
+    assert "pro\tthumbnail:50 thumbnail:300" in run("tiers", "list").output.splitlines()
+
+
+def test_tiers_delete_removes_a_tier_nobody_holds(run, migrated):
+    run("tiers", "create", "pro", "--thumbnail", "100")
+    result = run("tiers", "delete", "pro")
+    assert result.exit_code == 0 and "deleted tier pro" in result.output
+    assert "pro" not in run("tiers", "list").output
+
+
+def test_a_short_admin_password_in_the_environment_is_refused(run):
+    result = run("migrate", IMAGIFY_ADMIN_PASSWORD="short")
+    assert result.exit_code == 1
+    assert "error: IMAGIFY_ADMIN_PASSWORD: password must be at least 10 characters long" in result.output
+
+
+def test_the_admin_password_variable_is_said_to_be_ignored_once_an_admin_exists(run, migrated):
+    result = run("migrate", IMAGIFY_ADMIN_PASSWORD="chosen-admin-password")
+    assert result.exit_code == 0
+    assert "IMAGIFY_ADMIN_PASSWORD is ignored: an admin exists already" in result.stderr
+
+
+def test_run_from_another_folder_a_command_names_the_missing_database_and_creates_nothing(run, tmp_path):
+    result = run("users", "list", IMAGIFY_DATA_DIR=str(tmp_path / "elsewhere"))
+    assert result.exit_code == 1
+    assert f"error: no database at {tmp_path / 'elsewhere' / 'imagify.db'}" in result.stderr
+    assert "imagify migrate" in result.stderr and not (tmp_path / "elsewhere").exists()
+
+
+def test_migrate_warns_before_creating_a_new_data_folder(run, tmp_path):
+    result = run("migrate", IMAGIFY_DATA_DIR=str(tmp_path / "elsewhere"))
+    assert result.exit_code == 0
+    assert f"warning: creating a new, empty data folder {tmp_path / 'elsewhere'}" in result.stderr
+
+
+def test_a_database_error_names_the_database(run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "imagify.db").touch()
+    result = run("users", "list", IMAGIFY_DATA_DIR=str(tmp_path / "empty"))
+    assert result.exit_code == 1
+    assert f"database error on {tmp_path / 'empty' / 'imagify.db'} (no such table" in result.stderr
+
+
+def test_serve_fails_fast_with_a_hint_when_the_port_is_taken(run):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"error: port {port} on 127.0.0.1 is already in use" in result.output
+    assert f"make run PORT={port + 1}" in result.output

@@ -145,6 +145,42 @@ def test_an_oauth2_password_scheme_points_at_the_token_route_and_guards_the_api(
     assert "security" not in spec["paths"]["/l/{token}"]["get"]
 
 
+def test_the_authorize_dialog_offers_one_way_to_log_in(spec, client):
+    assert list(spec["components"]["securitySchemes"]) == ["OAuth2PasswordBearer"]
+    page = client.get("/").text
+    assert 'client_id' in page and "display: none" in page  # client fields and scopes hidden
+    assert "responseInterceptor" in page and ".detail" in page  # a failed login shows the server's words
+
+
+def test_every_json_request_body_has_a_description_and_a_real_example(spec):
+    bodies = [
+        (path, method, operation["requestBody"])
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "requestBody" in operation
+    ]
+    assert len(bodies) >= 7
+    for path, method, body in bodies:
+        assert body.get("description"), (path, method)
+        for media_type, media in body["content"].items():
+            if media_type == "application/json":
+                assert media.get("example"), (path, method)
+    tier = spec["paths"]["/api/v1/admin/tiers"]["post"]["requestBody"]["content"]["application/json"]
+    assert tier["example"]["permissions"] == ["thumbnail:100", "thumbnail:600", "can_generate_expiring_link"]
+    assert "can_access_original_image" in tier["schema"]["properties"]["permissions"]["description"]
+    user = spec["paths"]["/api/v1/admin/users"]["post"]["requestBody"]["content"]["application/json"]
+    assert user["example"]["tiers"] == ["premium"]
+    link = spec["paths"]["/api/v1/images/{image_id}/expiring-links"]["post"]["requestBody"]
+    assert "300 to 30000" in link["description"] and link["content"]["application/json"]["example"] == {"seconds": 600}
+
+
+def test_error_examples_read_like_real_errors(spec):
+    responses = spec["paths"]["/api/v1/admin/tiers"]["post"]["responses"]
+    for code in ("400", "401", "409"):
+        example = next(iter(responses[code]["content"]["application/json"]["examples"].values()))["value"]
+        assert example["status_code"] == int(code) and " " in example["detail"], example
+
+
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [("GET", "/no/such/route", 404), ("PUT", "/api/v1/me", 405), ("DELETE", "/health/live", 405)],

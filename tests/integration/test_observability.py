@@ -218,3 +218,9 @@ def test_with_prometheus_multiproc_dir_metrics_add_up_across_worker_processes(tm
     families = {s.name: s.value for f in text_string_to_metric_families(outputs[-1]) for s in f.samples
                 if s.name == "imagify_http_requests_total"}
     assert families == {"imagify_http_requests_total": 6.0}
+
+
+def test_metrics_name_their_content_type_once(client):
+    response = client.get("/metrics")
+    content_type = response.headers["content-type"]
+    assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1, content_type

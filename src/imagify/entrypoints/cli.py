@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import logging
+import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from imagify.adapters.s3_storage import S3BlobStorage
-from imagify.domain.errors import DomainError
+from imagify.adapters.sql.unit_of_work import sqlite_file
+from imagify.domain.errors import DomainError, InvalidInput
+from imagify.domain.model import check_password
+from imagify.domain.permissions import EXPIRING_LINKS, ORIGINAL_ACCESS, thumbnail_codename
 from imagify.domain.services.doctor import Finding
 from imagify.entrypoints.container import Container, build_container
-from imagify.settings import SettingsError, load_settings
+from imagify.logs import configure_logging, uvicorn_log_config
+from imagify.settings import Settings, SettingsError, load_settings
 
 CLI_ACTOR = "cli"
 UNFINISHED_UPLOAD = "unfinished upload"
+log = logging.getLogger("imagify.serve")
 
 
 def _fail(message: str) -> None:
@@ -39,7 +49,8 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             _fail(getattr(error, "detail", None) or str(error))
         except SQLAlchemyError as error:
             reason = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
-            _fail(f"database error ({reason}); is it reachable and migrated (imagify migrate)?")
+            where = f" on {database_name(_built[-1].settings())}" if _built else ""
+            _fail(f"database error{where} ({reason}); is it reachable and migrated (imagify migrate)?")
         finally:
             _built.clear()  # one command's containers, never the next one's
 
@@ -49,9 +60,40 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 _built: list[Container] = []  # what this command built, for _warn_if_unpublished
 
 
-def container() -> Container:
-    _built.append(build_container(load_settings()))
+# The data folder `make run` uses: `var` beside pyproject.toml in a source checkout.
+CHECKOUT = Path(__file__).resolve().parents[3]
+MAKE_RUN_DATA = CHECKOUT / "var" if (CHECKOUT / "pyproject.toml").is_file() else None
+
+
+def container(creating: bool = False) -> Container:
+    """The composition root for one command; only `creating` ones may start a new SQLite file."""
+    settings = load_settings()
+    _check_data_folder(settings, creating)
+    _built.append(build_container(settings))
     return _built[-1]
+
+
+def database_name(settings: Settings) -> str:
+    """The database a command opens, as a person can find it: a file path, or a URL without password."""
+    file = sqlite_file(settings.database_url)
+    if file is not None:
+        return str(file.resolve())
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _check_data_folder(settings: Settings, creating: bool) -> None:
+    """Run from another folder, `./var` is not the data `make run` made: say so, never create it silently."""
+    file = sqlite_file(settings.database_url)
+    if file is None or file.exists():
+        return
+    hint = f" (`make run` uses {MAKE_RUN_DATA})" if MAKE_RUN_DATA and MAKE_RUN_DATA != file.parent.resolve() else ""
+    if not creating:
+        raise InvalidInput(
+            f"no database at {file.resolve()}{hint}: run imagify from the folder that holds your "
+            "data, set IMAGIFY_DATA_DIR, or create one here with imagify migrate"
+        )
+    if not settings.data_path.exists() and settings.data_path.resolve() != MAKE_RUN_DATA:
+        click.echo(f"warning: creating a new, empty data folder {settings.data_path.resolve()}{hint}", err=True)
 
 
 def _warn_if_unpublished() -> None:
@@ -67,7 +109,20 @@ def _warn_if_unpublished() -> None:
 
 
 def announce_first_admin(app: Container) -> None:
-    generated = app.auth().ensure_first_admin(app.settings().admin_password)
+    chosen = app.settings().admin_password
+    if chosen:
+        try:
+            check_password(chosen)
+        except InvalidInput as error:
+            raise InvalidInput(f"IMAGIFY_ADMIN_PASSWORD: {error.detail}") from None
+        if app.auth().has_admin():
+            click.echo(
+                "note: IMAGIFY_ADMIN_PASSWORD is ignored: an admin exists already "
+                "(change a password with: imagify users set-password NAME)",
+                err=True,
+            )
+            return
+    generated = app.auth().ensure_first_admin(chosen)
     if generated:
         click.echo(
             "Created the first admin. Log in as 'admin' with this password, shown only once:\n"
@@ -90,9 +145,11 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
-    app = container()
+    check_port_free(host, port)
+    app = container(creating=True)
     announce_first_admin(app)
-    click.echo(f"Imagify on http://{host}:{port}  (API docs at /)")
+    configure_logging()
+    log.info("Imagify on http://%s:%s  (API docs at /)", host, port)
     uvicorn.run(
         "imagify.entrypoints.http.app:create_app_from_env",
         factory=True,
@@ -103,7 +160,29 @@ def serve(host: str, port: int, workers: int) -> None:
         # The app logs one JSON line per request itself, without tokens in paths
         # (/l/{token} is logged as its route); uvicorn's own line would repeat it raw.
         access_log=False,
+        log_config=uvicorn_log_config(),
     )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before uvicorn starts (and says "startup complete") when the port is taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise InvalidInput(f"cannot serve on host {host!r}: {error.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise InvalidInput(
+                    f"port {port} on {host} is already in use (another Imagify?): stop that "
+                    f"server, or pick another port: make run PORT={port + 1}, or "
+                    f"imagify serve --port {port + 1}"
+                ) from None
+            raise InvalidInput(f"cannot serve on {host}:{port}: {error.strerror}") from None
 
 
 @main.command()
@@ -112,9 +191,13 @@ def migrate() -> None:
     """Apply the database migrations (idempotent), then make sure an admin exists."""
     from imagify.adapters.sql.migrate import upgrade
 
-    app = container()
-    upgrade(app.settings().database_url)
-    click.echo("database is up to date")
+    app = container(creating=True)
+    applied, now = upgrade(app.settings().database_url)
+    where = database_name(app.settings())
+    if applied:
+        click.echo(f"applied {', '.join(applied)}; the database {where} is at {now}")
+    else:
+        click.echo(f"the database {where} is already at {now}; nothing to apply")
     announce_first_admin(app)
 
 
@@ -123,17 +206,33 @@ def users() -> None:
     """Inspect and change users."""
 
 
+PASSWORD_HELP = "the password, or '-' to read one line from stdin; asked for (hidden) when left out on a terminal"
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def read_password(password: str | None) -> str:
+    """`--password P`, `--password -` (one line from stdin), or a hidden prompt on a terminal."""
+    if password == "-":
+        return sys.stdin.readline().rstrip("\r\n")
+    if password is not None:
+        return password
+    if not stdin_is_terminal():
+        raise InvalidInput("no terminal to ask for the password: give --password - and pipe it on stdin")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
 @users.command("create")
 @click.argument("name")
-@click.option("--password", required=True, help="the password, or '-' to read it from stdin")
+@click.option("--password", help=PASSWORD_HELP)
 @click.option("--tier", "tiers", multiple=True, help="a tier to hold (repeatable)")
 @click.option("--admin", is_flag=True, help="make the user an admin")
 @one_line_errors
-def users_create(name: str, password: str, tiers: tuple[str, ...], admin: bool) -> None:
+def users_create(name: str, password: str | None, tiers: tuple[str, ...], admin: bool) -> None:
     """Create a user."""
-    if password == "-":
-        password = sys.stdin.readline().rstrip("\r\n")
-    user = container().admin().create_user(CLI_ACTOR, name, password, tiers, admin)
+    user = container().admin().create_user(CLI_ACTOR, name, read_password(password), tiers, admin)
     click.echo(f"created {user.username} (tiers: {', '.join(user.tiers) or 'none'})")
 
 
@@ -151,19 +250,54 @@ def users_list() -> None:
         after = page[-1].username if page else None
 
 
+@users.command("show")
+@click.argument("name")
+@one_line_errors
+def users_show(name: str) -> None:
+    """Show a user's tiers and the permissions they add up to."""
+    user = container().admin().get_user(name)
+    click.echo(f"user:        {user.username}{' [admin]' if user.is_admin else ''}")
+    click.echo(f"tiers:       {', '.join(user.tiers) or 'none'}")
+    click.echo(f"permissions: {' '.join(user.permissions.sorted()) or 'none'}")
+
+
 @users.command("set-tiers")
 @click.argument("name")
 @click.argument("tiers", nargs=-1)
+@click.option("--none", "no_tiers", is_flag=True, help="remove every tier from the user")
 @one_line_errors
-def users_set_tiers(name: str, tiers: tuple[str, ...]) -> None:
-    """Replace a user's tiers."""
+def users_set_tiers(name: str, tiers: tuple[str, ...], no_tiers: bool) -> None:
+    """Replace a user's tiers (--none to remove them all)."""
+    if not tiers and not no_tiers:
+        raise InvalidInput("name the tiers the user should hold, or give --none to remove every tier")
+    if tiers and no_tiers:
+        raise InvalidInput("give either tiers or --none, not both")
     user = container().admin().update_user(CLI_ACTOR, name, tiers=tiers)
     click.echo(f"{user.username}: {', '.join(user.tiers) or 'no tiers'}")
 
 
+@users.command("set-password")
+@click.argument("name")
+@click.option("--password", help=PASSWORD_HELP)
+@one_line_errors
+def users_set_password(name: str, password: str | None) -> None:
+    """Set a user's password (asked for without echo on a terminal)."""
+    user = container().admin().update_user(CLI_ACTOR, name, password=read_password(password))
+    click.echo(f"{user.username}: password changed")
+
+
+@users.command("delete")
+@click.argument("name")
+@one_line_errors
+def users_delete(name: str) -> None:
+    """Delete a user with their images, thumbnails and links."""
+    container().admin().delete_user(CLI_ACTOR, name)
+    click.echo(f"deleted user {name} and their images")
+
+
 @main.group()
 def tiers() -> None:
-    """Inspect and create tiers."""
+    """Inspect and change tiers."""
 
 
 @tiers.command("list")
@@ -174,19 +308,78 @@ def tiers_list() -> None:
         click.echo(f"{tier.name}\t{' '.join(tier.permissions.sorted()) or '-'}")
 
 
+@tiers.command("show")
+@click.argument("name")
+@one_line_errors
+def tiers_show(name: str) -> None:
+    """Show what a tier grants."""
+    tier = container().admin().get_tier(name)
+    p = tier.permissions
+    click.echo(f"tier:           {tier.name}")
+    click.echo(f"thumbnails:     {', '.join(map(str, p.thumbnail_heights)) or 'none'}")
+    click.echo(f"original:       {'yes' if p.original_access else 'no'}")
+    click.echo(f"expiring links: {'yes' if p.expiring_links else 'no'}")
+    click.echo(f"permissions:    {' '.join(p.sorted()) or 'none'}")
+
+
+THUMBNAIL_HELP = "a thumbnail height in pixels, 1 to 4096 (repeatable)"
+
+
+def _codenames(heights: tuple[int, ...], original: bool, expiring_links: bool) -> list[str]:
+    codenames = [thumbnail_codename(h) for h in heights]  # one message for 0 and -5 alike
+    codenames += [ORIGINAL_ACCESS] if original else []
+    codenames += [EXPIRING_LINKS] if expiring_links else []
+    return codenames
+
+
 @tiers.command("create")
 @click.argument("name")
-@click.option("--thumbnail", "heights", multiple=True, type=int, help="a thumbnail height (repeatable)")
+@click.option("--thumbnail", "heights", multiple=True, type=int, help=THUMBNAIL_HELP)
 @click.option("--original", is_flag=True, help="grant access to original images")
 @click.option("--expiring-links", is_flag=True, help="grant creating expiring links")
 @one_line_errors
 def tiers_create(name: str, heights: tuple[int, ...], original: bool, expiring_links: bool) -> None:
     """Create a tier."""
-    codenames = [f"thumbnail:{h}" for h in heights]
-    codenames += ["can_access_original_image"] if original else []
-    codenames += ["can_generate_expiring_link"] if expiring_links else []
-    tier = container().admin().create_tier(CLI_ACTOR, name, codenames)
+    tier = container().admin().create_tier(CLI_ACTOR, name, _codenames(heights, original, expiring_links))
     click.echo(f"created tier {tier.name}: {' '.join(tier.permissions.sorted()) or 'no permissions'}")
+
+
+@tiers.command("edit")
+@click.argument("name")
+@click.option("--thumbnail", "heights", multiple=True, type=int, help=THUMBNAIL_HELP + "; replaces the heights")
+@click.option("--original/--no-original", default=None, help="grant or withdraw access to originals")
+@click.option("--expiring-links/--no-expiring-links", default=None, help="grant or withdraw expiring links")
+@one_line_errors
+def tiers_edit(
+    name: str, heights: tuple[int, ...], original: bool | None, expiring_links: bool | None
+) -> None:
+    """Change a tier; what is not given stays as it is."""
+    if not heights and original is None and expiring_links is None:
+        raise InvalidInput(
+            "nothing to change: give --thumbnail, --original/--no-original or "
+            "--expiring-links/--no-expiring-links"
+        )
+    admin = container().admin()
+    current = admin.get_tier(name).permissions
+    tier = admin.replace_tier(
+        CLI_ACTOR,
+        name,
+        _codenames(
+            heights or tuple(current.thumbnail_heights),
+            current.original_access if original is None else original,
+            current.expiring_links if expiring_links is None else expiring_links,
+        ),
+    )
+    click.echo(f"tier {tier.name}: {' '.join(tier.permissions.sorted()) or 'no permissions'}")
+
+
+@tiers.command("delete")
+@click.argument("name")
+@one_line_errors
+def tiers_delete(name: str) -> None:
+    """Delete a tier no user holds."""
+    container().admin().delete_tier(CLI_ACTOR, name)
+    click.echo(f"deleted tier {name}")
 
 
 @main.command()

@@ -27,8 +27,16 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head") -> tuple[list[str], str | None]:
+    """Apply the migrations; the revisions applied (oldest first) and the one the database is at."""
+    before = current_revision(url)
+    config = alembic_config(url)
+    command.upgrade(config, revision)
+    after = current_revision(url)
+    if after == before:
+        return [], after
+    steps = ScriptDirectory.from_config(config).iterate_revisions(after, before)
+    return [step.revision for step in reversed(list(steps))], after
 
 
 def downgrade(url: str, revision: str = "base") -> None:

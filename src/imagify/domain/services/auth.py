@@ -99,6 +99,8 @@ class AuthService:
 
     def ensure_first_admin(self, password: str | None) -> str | None:
         """Create the `admin` user when there is no admin yet; return a generated password."""
+        if password:
+            check_password(password)
         with self._uow() as uow:
             if uow.users.count_admins() > 0:
                 return None
@@ -115,6 +117,10 @@ class AuthService:
             uow.commit()
         self._cache.users_changed()
         return generated
+
+    def has_admin(self) -> bool:
+        with self._uow() as uow:
+            return uow.users.count_admins() > 0
 
     def _decoy(self) -> str:
         if self._decoy_hash is None:

@@ -6,6 +6,7 @@ from functools import partial
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
@@ -28,12 +29,17 @@ from imagify.entrypoints.http.routes.public import (
 )
 from imagify.entrypoints.http.schemas import EncodedPages
 from imagify.entrypoints.http.upload import FORM_OVERHEAD
-from imagify.logs import configure_logging
+from imagify.logs import JsonFormatter, configure_logging
 from imagify.settings import load_settings
 
 DESCRIPTION = """Upload JPEG, PNG and WebP images and fetch them back as thumbnails, originals
-and expiring links, as your tiers allow. Press **Authorize** and log in with your username
-and password (leave the client fields empty), or paste a token from `POST /api/v1/auth/token`."""
+and expiring links, as your tiers allow. Press **Authorize**, enter your username and
+password, and press **Authorize** again: every request then carries your token.
+
+Tiers grant permission codenames: `thumbnail:<height>` (1 to 4096 pixels high),
+`can_access_original_image` and `can_generate_expiring_link`. Built in: `basic`
+(thumbnail:200), `premium` (thumbnail:200 and 400) and `enterprise` (both, originals and
+expiring links)."""
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -48,11 +54,7 @@ def openapi_config() -> OpenAPIConfig:
                 "OAuth2PasswordBearer": SecurityScheme(
                     type="oauth2",
                     flows=OAuthFlows(password=OAuthFlow(token_url="/api/v1/auth/token", scopes={})),
-                    description="Log in with a username and password",
-                ),
-                "BearerToken": SecurityScheme(
-                    type="http", scheme="bearer", bearer_format="JWT",
-                    description="A token from POST /api/v1/auth/token",
+                    description="Your Imagify username and password",
                 ),
             }
         ),
@@ -80,6 +82,9 @@ def create_app(container: Container) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi_config(),
+        # Litestar's own lines in Imagify's JSON; the root logger is left to whoever runs the
+        # app (imagify serve: JSON too), not set to Litestar's text format.
+        logging_config=LoggingConfig(configure_root_logger=False, formatters={"standard": {"()": JsonFormatter}}),
         state=State({"container": container, "pages": EncodedPages()}),
         request_max_body_size=settings.max_upload_bytes + FORM_OVERHEAD + 1,
         on_shutdown=[lambda: shutdown(container), partial(close_async_clients, container)],

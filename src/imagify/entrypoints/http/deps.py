@@ -19,7 +19,7 @@ from imagify.entrypoints.http.observability import scope_header
 from imagify.entrypoints.http.schemas import EncodedPages
 from imagify.settings import Settings
 
-SECURITY = [{"OAuth2PasswordBearer": []}, {"BearerToken": []}]
+SECURITY = [{"OAuth2PasswordBearer": []}]
 # The web console's session: a bearer token from the same signer, in an HttpOnly cookie.
 SESSION_COOKIE = "imagify_session"
 

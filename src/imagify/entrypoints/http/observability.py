@@ -214,7 +214,8 @@ class ObservabilityMiddleware:
 def metrics_endpoint(state: State) -> Response[bytes]:
     """Prometheus text exposition of this process's metrics."""
     body = state.container.metrics().exposition()
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    # Litestar appends "; charset=utf-8" to text/* itself: name it once, not twice.
+    return Response(body, media_type=CONTENT_TYPE_LATEST.replace("; charset=utf-8", ""))
 
 
 def instrument(app: Litestar, metrics: Metrics) -> Litestar:

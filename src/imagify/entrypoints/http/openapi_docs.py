@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, RequestBody, Schema
+from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIResponse, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
 from imagify.domain.errors import InvalidInput
@@ -31,19 +31,43 @@ WHY = {
 }
 
 
+# What each error looks like, so the examples read like real answers.
+ERROR_EXAMPLES = {
+    400: "thumbnail height must be between 1 and 4096, got 5000",
+    401: "the bearer token has expired; log in again",
+    403: "your tiers do not include 400px thumbnails (allowed heights: 200)",
+    404: "no image with id '0f8e3c5a9b7d4e21'",
+    409: "a tier named 'photographers' already exists",
+    413: "the upload is larger than the limit of 20971520 bytes",
+    415: "not a JPEG, PNG or WebP image",
+    502: "the thumbnail could not be rendered; try again",
+    503: "storage is unavailable; try again",
+}
+
+
 def errors(*codes: int) -> dict[int, ResponseSpec]:
-    return {c: ResponseSpec(ErrorOut, description=WHY[c]) for c in codes}
+    return {
+        c: ResponseSpec(
+            ErrorOut,
+            description=WHY[c],
+            generate_examples=False,
+            examples=[Example(summary=WHY[c], value={"status_code": c, "detail": ERROR_EXAMPLES[c]})],
+        )
+        for c in codes
+    }
 
 
-def declared_body(content: Callable[[], dict[str, Any]]) -> type[Operation]:
+def declared_body(
+    content: Callable[[], dict[str, Any]], description: str | None = None, example: Any = None
+) -> type[Operation]:
     """An Operation whose request body is declared by hand (the route reads the body itself)."""
 
     @dataclass
     class DeclaredBodyOperation(Operation):
         def __post_init__(self) -> None:
             if self.request_body is None:
-                media = {k: OpenAPIMediaType(schema=v) for k, v in content().items()}
-                self.request_body = RequestBody(required=True, content=media)
+                media = {k: OpenAPIMediaType(schema=v, example=example) for k, v in content().items()}
+                self.request_body = RequestBody(required=True, content=media, description=description)
 
     return DeclaredBodyOperation
 
@@ -61,7 +85,8 @@ UploadOperation = declared_body(
         "multipart/form-data": _object(
             ["file"], file=_string("a JPEG, PNG or WebP image", format="binary")  # type: ignore[arg-type]
         )
-    }
+    },
+    "The image as the form field 'file'",
 )
 
 TokenOperation = declared_body(
@@ -73,7 +98,9 @@ TokenOperation = declared_body(
             password=_string(),
             grant_type=_string("'password' (optional)"),
         ),
-    }
+    },
+    "Your username and password; the answer's access_token goes in 'Authorization: Bearer <token>'",
+    {"username": "admin", "password": "the-admin-password"},
 )
 
 LinkOperation = declared_body(
@@ -84,18 +111,31 @@ LinkOperation = declared_body(
                 type=OpenAPIType.INTEGER,
                 minimum=300,
                 maximum=30000,
-                description="how long the link works, in seconds",
+                description="how long the link works, in seconds: 300 (5 minutes) to 30000 (about 8 hours)",
             ),
         )
-    }
+    },
+    "How long the link works: 300 to 30000 seconds",
+    {"seconds": 600},
 )
+
+
+BODY_EXAMPLES: dict[str, Any] = {
+    "TierIn": {"name": "photographers", "permissions": ["thumbnail:100", "thumbnail:600", "can_generate_expiring_link"]},
+    "TierReplace": {"permissions": ["thumbnail:200", "thumbnail:400", "can_access_original_image"]},
+    "TierPatch": {"add": ["thumbnail:800"], "remove": ["thumbnail:100"]},
+    "UserIn": {"username": "ann", "password": "a-long-password", "tiers": ["premium"], "is_admin": False},
+    "UserPatch": {"tiers": ["enterprise"]},
+}
 
 
 def json_body_operation(struct: type) -> type[Operation]:
     """Declare `struct` as the JSON body of a route that decodes it with strict_json."""
     schema = msgspec.json.schema(struct)
     inline = schema.get("$defs", {}).get(struct.__name__, schema)
-    return declared_body(lambda: {"application/json": inline})
+    return declared_body(
+        lambda: {"application/json": inline}, inline.get("description"), BODY_EXAMPLES.get(struct.__name__)
+    )
 
 
 async def strict_json(request: Request, struct: type[T], example: str) -> T:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -161,33 +162,60 @@ def user_out(user: User) -> UserOut:
     return UserOut(user.username, list(user.tiers), user.is_admin, user.permissions.sorted())
 
 
+CODENAMES = (
+    "permission codenames: 'thumbnail:<height>' (a thumbnail that many pixels high, 1 to 4096), "
+    "'can_access_original_image' (the uploaded original) and 'can_generate_expiring_link'"
+)
+Codenames = Annotated[
+    list[str],
+    msgspec.Meta(description=CODENAMES, examples=[["thumbnail:100", "thumbnail:600", "can_generate_expiring_link"]]),
+]
+TierNames = Annotated[
+    list[str],
+    msgspec.Meta(
+        description="tier names; built in: basic (thumbnail:200), premium (thumbnail:200 and 400), "
+        "enterprise (both, originals and expiring links)",
+        examples=[["premium"]],
+    ),
+]
+Password = Annotated[str, msgspec.Meta(description="at least 10 characters", examples=["a-long-password"])]
+
+
 class TierIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    permissions: list[str]
+    """A new tier: its name and the permissions it grants."""
+
+    name: Annotated[str, msgspec.Meta(description="1 to 64 letters, digits, '-' or '_'", examples=["photographers"])]
+    permissions: Codenames
 
 
 class TierReplace(msgspec.Struct, forbid_unknown_fields=True):
-    permissions: list[str]
+    """Every permission the tier grants from now on."""
+
+    permissions: Codenames
 
 
 class TierPatch(msgspec.Struct, forbid_unknown_fields=True):
     """Replace the permissions, or add and remove some."""
 
-    permissions: list[str] | msgspec.UnsetType = msgspec.UNSET
-    add: list[str] = []
-    remove: list[str] = []
+    permissions: Codenames | msgspec.UnsetType = msgspec.UNSET
+    add: Codenames = []
+    remove: Codenames = []
 
 
 class UserIn(msgspec.Struct, forbid_unknown_fields=True):
-    username: str
-    password: str
-    tiers: list[str] = []
+    """A new user with their password and tiers."""
+
+    username: Annotated[str, msgspec.Meta(description="1 to 64 letters, digits or -_.@", examples=["ann"])]
+    password: Password
+    tiers: TierNames = []
     is_admin: bool = False
 
 
 class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
-    password: str | msgspec.UnsetType = msgspec.UNSET
-    tiers: list[str] | msgspec.UnsetType = msgspec.UNSET
+    """Any subset of the fields; what is left out stays as it is."""
+
+    password: Password | msgspec.UnsetType = msgspec.UNSET
+    tiers: TierNames | msgspec.UnsetType = msgspec.UNSET
     is_admin: bool | msgspec.UnsetType = msgspec.UNSET
 
 

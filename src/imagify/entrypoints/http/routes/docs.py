@@ -17,19 +17,35 @@ PAGE = """<!doctype html>
   <title>Imagify API</title>
   <link rel="stylesheet" href="/docs/static/swagger-ui.css">
   <link rel="icon" type="image/png" href="/docs/static/favicon-32x32.png">
+  <style>
+    /* Log in with a username and password only: no client id, secret or scopes to puzzle over. */
+    .auth-container .wrapper:has(> label[for="password_type"]),
+    .auth-container .wrapper:has(> label[for^="client_id"]),
+    .auth-container .wrapper:has(> label[for^="client_secret"]),
+    .auth-container .scope-def, .auth-container .scopes { display: none; }
+  </style>
 </head>
 <body>
   <div id="swagger-ui"></div>
   <script src="/docs/static/swagger-ui-bundle.js"></script>
   <script src="/docs/static/swagger-ui-standalone-preset.js"></script>
   <script>
+    var TOKEN_ROUTE = "/api/v1/auth/token";
     window.ui = SwaggerUIBundle({
       url: "/schema/openapi.json",
       dom_id: "#swagger-ui",
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: "StandaloneLayout",
       oauth2RedirectUrl: window.location.origin + "/docs/static/oauth2-redirect.html",
-      persistAuthorization: true
+      persistAuthorization: true,
+      // A failed login shows the server's own words ("wrong username or password", "too
+      // many failed logins..."), not only "Unauthorized".
+      responseInterceptor: function (response) {
+        if (!response.ok && response.url.indexOf(TOKEN_ROUTE) !== -1) {
+          try { response.statusText = JSON.parse(response.text).detail || response.statusText; } catch (e) {}
+        }
+        return response;
+      }
     });
   </script>
 </body>
