@@ -5,20 +5,17 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from imagify.adapters.s3_storage import S3BlobStorage
 from imagify.domain.errors import DomainError
-from imagify.domain.services.doctor import Finding
 from imagify.entrypoints.container import Container, build_container
 from imagify.settings import SettingsError, load_settings
 
 CLI_ACTOR = "cli"
-UNFINISHED_UPLOAD = "unfinished upload"
 
 
 def _fail(message: str) -> None:
@@ -206,17 +203,6 @@ def doctor(fix: bool, min_age_seconds: int) -> None:
     report = app.doctor().examine(
         fix=fix, min_age=min_age, on_finding=lambda finding: click.echo(finding.line())
     )
-    blobs = app.blobs()
-    if isinstance(blobs, S3BlobStorage):
-        started_before = datetime.now(UTC) - min_age if min_age_seconds else None
-        for key, upload_id in blobs.unfinished_uploads(started_before):
-            if fix:
-                blobs.abort_upload(key, upload_id)
-            finding = Finding(
-                UNFINISHED_UPLOAD, key, "a multipart upload S3 still keeps parts of", fixed=fix
-            )
-            report.findings.append(finding)
-            click.echo(finding.line())
     click.echo(report.summary())
     if report.unfixed:
         sys.exit(1)
