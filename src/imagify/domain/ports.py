@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -182,11 +182,13 @@ class LoginThrottle(Protocol):
     """Failed logins counted per key (a username, a client address) in a fixed window.
 
     An attempt counts as a failure from the moment it starts, so a burst of parallel
-    guesses cannot all slip in before the first one is known to have failed.
+    guesses cannot all slip in before the first one is known to have failed. Keys are
+    compared byte for byte, as usernames are.
     """
 
-    def attempt(self, keys: Sequence[str]) -> int:
-        """Count an attempt against each key: 0 to go ahead, else the seconds to wait."""
+    def attempt(self, limits: Mapping[str, int]) -> int:
+        """0 to go ahead, counting an attempt against each key; else the seconds to wait
+        until no key is at its limit, counting nothing."""
 
     def forgive(self, keys: Sequence[str]) -> None:
         """Take back the attempt of a login that did not fail."""

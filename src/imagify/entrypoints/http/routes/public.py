@@ -24,7 +24,8 @@ from imagify.entrypoints.http.responses import (
     original_response,
 )
 from imagify.entrypoints.http.schemas import MeOut, TokenIn, TokenOut, me_out
-from imagify.entrypoints.http.throttle import TOO_MANY, client_address, throttled_login
+from imagify.entrypoints.http.throttle import TOO_MANY, LoginLimits, client_address, throttled_login
+from imagify.settings import Settings
 
 MAX_LOGIN_BODY = 16 * 1024
 
@@ -60,6 +61,7 @@ async def issue_token(
     request: Request,
     auth: NamedDependency[AuthService],
     login_throttle: NamedDependency[SkipValidation[LoginThrottle]],  # a Protocol: no isinstance
+    settings: NamedDependency[Settings],
 ) -> TokenOut:
     credentials = await _credentials(request)
     token, expires = await anyio.to_thread.run_sync(
@@ -69,6 +71,7 @@ async def issue_token(
         credentials.username,
         credentials.password,
         client_address(request),
+        LoginLimits.of(settings),
     )
     return TokenOut(token, "bearer", expires)
 
