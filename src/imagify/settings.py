@@ -33,7 +33,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     render_timeout_seconds: int = 60
     serve_mode: str = "proxy"
     presigned_url_seconds: int = 60
-    login_max_failures: int = 5
+    login_max_failures: int = 5  # per (username, client address)
+    login_max_failures_per_address: int = 50
+    login_max_failures_per_username: int = 500
     login_window_seconds: int = 300
     read_cache: str = "on"
     read_cache_mb: int = 64
@@ -52,6 +54,8 @@ _INTS = {
     "render_timeout_seconds",
     "presigned_url_seconds",
     "login_max_failures",
+    "login_max_failures_per_address",
+    "login_max_failures_per_username",
     "login_window_seconds",
     "blob_cache_mb",
     "read_cache_mb",
@@ -119,11 +123,18 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         "token_ttl_seconds",
         "presigned_url_seconds",
         "login_max_failures",
+        "login_max_failures_per_address",
+        "login_max_failures_per_username",
         "login_window_seconds",
         "render_timeout_seconds",
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{PREFIX}{field.upper()} must be positive")
+    if settings.login_max_failures_per_username <= settings.login_max_failures_per_address:
+        raise SettingsError(
+            f"{PREFIX}LOGIN_MAX_FAILURES_PER_USERNAME must be above {PREFIX}LOGIN_MAX_FAILURES_PER_ADDRESS: "
+            "else one address alone can lock a user out"
+        )
     return settings
 
 

@@ -138,3 +138,46 @@ def test_local_keys_skip_temporary_and_metadata_files(tmp_path: Path) -> None:
     storage.put("originals/a", b"bytes", "image/jpeg")
     (tmp_path / "blobs" / "originals" / ".tmp-crashedput").write_bytes(b"half")
     assert list(storage.keys()) == ["originals/a"]
+
+
+def test_the_doctor_finds_then_removes_images_whose_owner_is_gone(
+    container, client, make_user, settings  # noqa: ANN001
+) -> None:
+    ann = make_user("ann", "basic")
+    image_id = upload(client, ann, image_bytes()).json()["id"]
+    with container.uow()() as uow:  # a user deletion killed after the user's row went
+        user = uow.users.get_by_username("ann")
+        uow.users.delete(user.id)
+        uow.commit()
+
+    report = run_doctor(settings)
+    assert report.exit_code == 1, report.output
+    assert report.output.splitlines()[0] == (
+        f"ownerless image: originals/{image_id}: "
+        f"image {image_id} ('cat.jpg') of user {user.id}, who no longer exists"
+    )
+    fixed = run_doctor(settings, "--fix")
+    assert fixed.exit_code == 0 and fixed.output.count("[fixed]") == 1, fixed.output
+    assert list(container.blobs().keys()) == []
+    assert run_doctor(settings, "--min-age-seconds", "0").exit_code == 0
+
+
+def test_the_doctor_removes_old_temporary_files_of_a_killed_write(container, settings) -> None:  # noqa: ANN001
+    if settings.storage_url.startswith("s3://"):
+        pytest.skip("S3's leftovers, unfinished uploads, are in test_faults_storage")
+    folder = Path(settings.data_dir) / "blobs" / "originals"
+    folder.mkdir(parents=True)
+    old, young = folder / ".tmp-killedwrite", folder / ".tmp-inflight"
+    for path in (old, young):
+        path.write_bytes(b"half an image")
+    past = time.time() - 7200
+    os.utime(old, (past, past))
+
+    report = run_doctor(settings)
+    assert report.exit_code == 1, report.output
+    assert report.output.splitlines()[0] == (
+        "temporary file: originals/.tmp-killedwrite: left by a write that never finished"
+    )
+    fixed = run_doctor(settings, "--fix")
+    assert fixed.exit_code == 0, fixed.output
+    assert not old.exists() and young.exists()

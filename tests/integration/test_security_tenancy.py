@@ -131,3 +131,20 @@ def test_an_image_id_that_is_not_exactly_an_id_never_reaches_the_image(client, m
         assert response.status_code == 404, (method, route, response.text)
     assert client.get(f"/api/v1/images/{image.upper()}", headers=ann.headers).status_code == 404
     assert client.get(f"/api/v1/images/{image}/original", headers=ann.headers).status_code == 200
+
+
+def test_guessing_the_current_password_is_throttled_like_a_login(client, make_user):
+    ann = make_user("ann", "basic")
+    wrong = {"current_password": "not-the-password", "new_password": "a-brand-new-password"}
+    answers = [client.put("/api/v1/me/password", headers=ann.headers, json=wrong).status_code for _ in range(7)]
+    assert answers[:5] == [401] * 5 and answers[5:] == [429, 429]
+    right = {"current_password": PASSWORD, "new_password": "a-brand-new-password"}
+    assert client.put("/api/v1/me/password", headers=ann.headers, json=right).status_code == 429
+
+
+@pytest.mark.parametrize("path", ["/api/v1/admin/users/root%20", "/api/v1/admin/tiers/basic%20"])
+def test_an_admin_route_never_reaches_a_name_through_a_trailing_space(client, make_user, path):
+    admin = make_user("root", is_admin=True)
+    assert_error(client.get(path, headers=admin.headers), 404)
+    assert_error(client.delete(path, headers=admin.headers), 404)
+    assert client.get("/api/v1/me", headers=admin.headers).status_code == 200

@@ -38,10 +38,18 @@ def log_in(client, username: str, password: str):
     return client.post(TOKEN, json={"username": username, "password": password})
 
 
+LIMITS = {
+    "IMAGIFY_LOGIN_MAX_FAILURES": "3",
+    "IMAGIFY_LOGIN_MAX_FAILURES_PER_ADDRESS": "4",
+    "IMAGIFY_LOGIN_MAX_FAILURES_PER_USERNAME": "5",
+}
+
+
 @pytest.fixture
 def throttled(make_settings):
-    """An app allowing 3 failures per 300 s, whose client address the test picks."""
-    with running_app(make_settings(IMAGIFY_LOGIN_MAX_FAILURES="3")) as (container, client):
+    """An app allowing per 300 s 3 failures per (username, address), 4 per address and 5 per
+    username, whose client address the test picks."""
+    with running_app(make_settings(**LIMITS)) as (container, client):
         for name in ("ann", "bob"):
             container.admin().create_user("tests", name, PASSWORD, ["basic"], False)
         yield client, ClientAddress(client.app)
@@ -58,18 +66,46 @@ def assert_throttled(response) -> int:
 
 def test_a_username_that_failed_too_often_gets_429_even_with_the_right_password(throttled):
     client, address = throttled
-    for i in range(3):
-        address.host = f"203.0.113.{i + 10}"  # from three places: only the username is counted
+    for i in range(5):
+        address.host = f"203.0.113.{i + 10}"  # from five places: only the username is counted
         assert_error(log_in(client, "ann", "wrong-password"), 401)
     address.host = "198.51.100.7"
     assert_throttled(log_in(client, "ann", PASSWORD))
-    assert_throttled(log_in(client, "ANN", PASSWORD))  # not by changing case
+    assert_error(log_in(client, "ANN", PASSWORD), 401)  # another name, that nobody has
     assert log_in(client, "bob", PASSWORD).status_code == 201  # other users are unaffected
+
+
+def test_an_attacker_failing_50_times_at_one_address_does_not_lock_the_user_out(make_settings):
+    with running_app(make_settings()) as (container, client):  # the default limits
+        container.admin().create_user("tests", "ann", PASSWORD, ["basic"], False)
+        address = ClientAddress(client.app)
+        address.host = "203.0.113.66"
+        statuses = [log_in(client, "ann", "wrong-password").status_code for _ in range(50)]
+        assert statuses == [401] * 5 + [429] * 45, statuses
+        address.host = "198.51.100.7"
+        assert log_in(client, "ann", PASSWORD).status_code == 201
+
+
+def test_usernames_are_counted_byte_for_byte(throttled):
+    client, _ = throttled
+    client.app.state.container.admin().create_user("tests", "straße", PASSWORD, ["basic"], False)
+    for _ in range(3):
+        assert_error(log_in(client, "STRASSE", "wrong-password"), 401)
+    assert_throttled(log_in(client, "STRASSE", PASSWORD))
+    assert log_in(client, "straße", PASSWORD).status_code == 201  # from the same address
+
+
+@pytest.mark.parametrize("name", ["ann ", " ann", "ann\t"])
+def test_a_name_that_is_no_username_never_logs_in(throttled, name):
+    client, _ = throttled
+    detail = assert_error(log_in(client, name, PASSWORD), 401)  # where MySQL pads, 'ann ' = 'ann'
+    assert detail == assert_error(log_in(client, "nobody", PASSWORD), 401)
+    assert log_in(client, "ann", PASSWORD).status_code == 201
 
 
 def test_one_address_guessing_many_usernames_gets_429(throttled):
     client, address = throttled
-    for name in ("carol", "dave", "ann"):
+    for name in ("carol", "dave", "erin", "ann"):
         assert_error(log_in(client, name, "wrong-password"), 401)
     assert_throttled(log_in(client, "bob", PASSWORD))
     address.host = "198.51.100.8"
@@ -117,7 +153,7 @@ def test_redis_holds_only_hashed_counters_that_expire(redis_settings):
             log_in(client, "ann-the-victim", "wrong-password")
         redis_client = container.redis()
         keys = [k.decode() for k in redis_client.scan_iter("imagify:login-failures:*")]
-        assert len(keys) == 2  # the username and the address
+        assert len(keys) == 3  # the username, the address, the pair
         for key in keys:
             assert re.fullmatch(r"imagify:login-failures:[0-9a-f]{64}", key)
             assert 0 < redis_client.ttl(key) <= 300
@@ -165,14 +201,14 @@ def test_with_redis_down_logins_work_and_are_still_throttled_per_process(tmp_pat
 
 
 def test_the_redis_throttle_goes_back_to_redis_when_it_returns(redis_client):
-    memory = MemoryLoginThrottle(3, 60)
-    dead = RedisLoginThrottle(make_redis(DEAD_REDIS), 3, 60, fallback=memory)
-    assert dead.attempt(["user:ann"]) == 0
+    memory = MemoryLoginThrottle(60)
+    dead = RedisLoginThrottle(make_redis(DEAD_REDIS), 60, fallback=memory)
+    assert dead.attempt({"user:ann": 3}) == 0
     assert memory._counts["user:ann"][0] == 1  # counted in memory meanwhile
-    live = RedisLoginThrottle(redis_client, 3, 60, fallback=memory)
+    live = RedisLoginThrottle(redis_client, 60, fallback=memory)
     live._degraded = True  # as if it had failed before
     with Captured("imagify.adapters.redis_throttle") as logs:
-        assert [live.attempt(["user:bob"]) for _ in range(4)] == [0, 0, 0, 60]
+        assert [live.attempt({"user:bob": 3}) for _ in range(4)] == [0, 0, 0, 60]
     assert any("back on Redis" in m for m in logs.messages)
     live.reset("user:ann")
     assert "user:ann" not in memory._counts  # a reset clears what memory counted too

@@ -6,7 +6,7 @@ import copy
 import hashlib
 import io
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,7 @@ from imagify.domain.errors import (
 )
 from imagify.domain.model import ExpiringLink, Image, ImageInfo, RenderedThumbnail, Rendition, User
 from imagify.domain.permissions import BUILT_IN_TIERS, Permissions, Tier
-from imagify.domain.ports import Cursor, StoredBlob
+from imagify.domain.ports import Cursor, Leftover, StoredBlob
 
 
 class Store:
@@ -91,6 +91,12 @@ class FakeUserRepository:
     def count_holding_tier(self, tier_name: str) -> int:
         return sum(tier_name in u.tiers for u in self._s.users.values())
 
+    def lock(self, user_id: int, exclusive: bool) -> bool:
+        return user_id in self._s.users  # one thread at a time: nothing to hold
+
+    def lock_admins(self) -> int:
+        return self.count_admins()
+
 
 class FakeTierRepository:
     def __init__(self, store: Store) -> None:
@@ -110,6 +116,9 @@ class FakeTierRepository:
 
     def delete(self, name: str) -> None:
         self._s.tiers.pop(name, None)
+
+    def lock(self, names: Iterable[str], exclusive: bool) -> set[str]:
+        return {n for n in names if n in self._s.tiers}
 
 
 class FakeImageRepository:
@@ -148,6 +157,9 @@ class FakeImageRepository:
 
     def delete(self, image_id: str) -> None:
         self._s.images.pop(image_id, None)
+
+    def ids_without_owner(self) -> list[str]:
+        return sorted(i.id for i in self._s.images.values() if i.owner_id not in self._s.users)
 
 
 class FakeRenditionRepository:
@@ -220,6 +232,7 @@ class FakeBlobStorage:
     def __init__(self, clock: FakeClock | None = None) -> None:
         self.blobs: dict[str, tuple[bytes, str]] = {}
         self.written: dict[str, datetime] = {}  # when each key was last put, by `clock`
+        self.left: dict[Leftover, datetime] = {}  # partial writes, and when each began
         self._clock = clock
 
     def put(self, key: str, data: BinaryIO | bytes, content_type: str) -> None:
@@ -235,6 +248,14 @@ class FakeBlobStorage:
                 modified_before is None or self.written[key] < modified_before
             ):
                 yield key
+
+    def leftovers(self, started_before: datetime | None = None) -> Iterator[Leftover]:
+        for leftover, began in list(self.left.items()):
+            if started_before is None or began < started_before:
+                yield leftover
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        self.left.pop(leftover, None)
 
     def open(self, key: str) -> StoredBlob:
         if key not in self.blobs:

@@ -9,12 +9,14 @@ from datetime import timedelta
 import pytest
 
 from imagify.domain.model import ExpiringLink, Image, User
+from imagify.domain.ports import Leftover
 from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.doctor import (
     MISSING_ORIGINAL,
     MISSING_THUMBNAIL,
     ORPHANED_BLOB,
+    OWNERLESS_IMAGE,
     DoctorService,
     Finding,
 )
@@ -206,3 +208,36 @@ def test_a_thumbnail_left_by_a_render_that_finished_as_its_image_was_deleted_is_
         (ORPHANED_BLOB, rendition.storage_key, True)
     ]
     assert shop.blobs.blobs == {} and shop.uow.store.renditions == {}
+
+
+def test_an_image_whose_owner_is_gone_is_reported_then_removed_with_its_bytes(shop: Shop) -> None:
+    image = shop.upload()
+    shop.images.thumbnail(shop.owner, image.id, 200)
+    del shop.uow.store.users[shop.owner.id]  # a user deletion killed before it removed the images
+    shop.clock.advance(hours=2)
+
+    report = shop.doctor.examine(min_age=HOUR)
+    assert [(f.kind, f.key, f.fixed) for f in report.findings] == [
+        (OWNERLESS_IMAGE, image.storage_key, False)
+    ]
+    report = shop.doctor.examine(fix=True, min_age=HOUR)
+    assert [(f.kind, f.fixed) for f in report.findings] == [(OWNERLESS_IMAGE, True)]
+    assert shop.row_count() == (0, 0) and shop.blobs.blobs == {}
+    assert shop.doctor.examine(min_age=timedelta(0)).findings == []
+
+
+def test_an_old_leftover_of_a_killed_write_is_reported_then_removed_but_a_young_one_is_not(
+    shop: Shop,
+) -> None:
+    old = Leftover("temporary file", "originals/.tmp-crashed")
+    shop.blobs.left[old] = shop.clock.now()
+    shop.clock.advance(minutes=61)
+    young = Leftover("unfinished upload", "originals/in-flight", "upload-2")
+    shop.blobs.left[young] = shop.clock.now()
+
+    report = shop.doctor.examine(min_age=HOUR)
+    assert [(f.kind, f.key, f.fixed) for f in report.findings] == [
+        ("temporary file", "originals/.tmp-crashed", False)
+    ]
+    report = shop.doctor.examine(fix=True, min_age=HOUR)
+    assert report.unfixed == 0 and list(shop.blobs.left) == [young]

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from imagify.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from imagify.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 
 
 def test_an_enterprise_user_gets_a_link_that_resolves_until_it_expires(world):
@@ -91,3 +91,21 @@ def test_users_are_searched_by_any_part_of_their_name_in_any_case(world):
     assert [u.username for u in users] == ["anna"] and more
     users, more = world.admin.list_users("anna", 10, search="ann")
     assert [u.username for u in users] == ["joANNe"] and not more
+
+
+def test_a_name_that_is_no_username_gets_the_same_401_as_an_unknown_one(world):
+    world.user("ann")
+    for name in ("ann ", " ann", "nobody"):
+        with pytest.raises(Unauthorized, match="wrong username or password"):
+            world.auth.issue_token(name, "a-long-password")
+
+
+def test_the_last_admin_can_be_neither_demoted_nor_deleted(world):
+    world.user("root", is_admin=True)
+    with pytest.raises(Conflict, match="at least one admin must remain"):
+        world.admin.update_user("cli", "root", is_admin=False)
+    with pytest.raises(Conflict, match="at least one admin must remain"):
+        world.admin.delete_user("cli", "root")
+    world.user("second", is_admin=True)
+    world.admin.update_user("cli", "root", is_admin=False)
+    assert [u.username for u in world.admin.list_users()[0] if u.is_admin] == ["second"]

@@ -9,9 +9,14 @@ from litestar.exceptions import TooManyRequestsException
 
 from imagify.adapters.memory_throttle import MemoryLoginThrottle
 from imagify.domain.errors import Unauthorized, Unavailable
-from imagify.entrypoints.http.throttle import login_keys, throttled_login
+from imagify.entrypoints.http.throttle import LoginLimits, login_keys, throttled_login
 
-USER, ADDRESS = login_keys("ann", "10.0.0.1")
+USER, ADDRESS = "user:ann", "address:10.0.0.1"
+LIMITS = LoginLimits(per_username_and_address=3, per_address=4, per_username=5)
+
+
+def three(*keys: str) -> dict[str, int]:
+    return dict.fromkeys(keys, 3)
 
 
 class Clock:
@@ -29,77 +34,87 @@ def clock() -> Clock:
 
 @pytest.fixture
 def throttle(clock: Clock) -> MemoryLoginThrottle:
-    return MemoryLoginThrottle(max_failures=3, window_seconds=60, clock=clock)
+    return MemoryLoginThrottle(window_seconds=60, clock=clock)
 
 
 def test_attempts_up_to_the_limit_go_ahead_and_the_next_waits_for_the_window(throttle, clock):
-    assert [throttle.attempt([USER]) for _ in range(3)] == [0, 0, 0]
+    assert [throttle.attempt(three(USER)) for _ in range(3)] == [0, 0, 0]
     clock.now += 20
-    assert throttle.attempt([USER]) == 40
+    assert throttle.attempt(three(USER)) == 40
     clock.now += 39.5
-    assert throttle.attempt([USER]) == 1  # never 0 while blocked: rounded up
+    assert throttle.attempt(three(USER)) == 1  # never 0 while blocked: rounded up
     clock.now += 0.5
-    assert throttle.attempt([USER]) == 0  # a new window
+    assert throttle.attempt(three(USER)) == 0  # a new window
 
 
 def test_blocked_attempts_do_not_push_the_window_further(throttle, clock):
     for _ in range(3):
-        throttle.attempt([USER])
+        throttle.attempt(three(USER))
     for _ in range(10):
         clock.now += 5
-        throttle.attempt([USER])
+        throttle.attempt(three(USER))
     clock.now += 10
-    assert throttle.attempt([USER]) == 0
+    assert throttle.attempt(three(USER)) == 0
 
 
 def test_the_longest_wait_among_the_blocked_keys_is_answered(throttle, clock):
     for _ in range(3):
-        throttle.attempt([ADDRESS])
+        throttle.attempt(three(ADDRESS))
     clock.now += 30
     for _ in range(3):
-        throttle.attempt([USER])
-    assert throttle.attempt([USER, ADDRESS]) == 60
+        throttle.attempt(three(USER))
+    assert throttle.attempt(three(USER, ADDRESS)) == 60
 
 
 def test_keys_are_counted_separately(throttle):
     for _ in range(3):
-        throttle.attempt([USER, ADDRESS])
-    other_user, other_address = login_keys("bob", "10.0.0.2")
-    assert throttle.attempt([other_user, other_address]) == 0
-    assert throttle.attempt([other_user, ADDRESS]) > 0
-    assert throttle.attempt([USER, other_address]) > 0
+        throttle.attempt(three(USER, ADDRESS))
+    other_user, other_address = "user:bob", "address:10.0.0.2"
+    assert throttle.attempt(three(other_user, other_address)) == 0
+    assert throttle.attempt(three(other_user, ADDRESS)) > 0
+    assert throttle.attempt(three(USER, other_address)) > 0
 
 
 def test_forgive_takes_back_one_attempt_and_reset_forgets_the_key(throttle):
     for _ in range(3):
-        throttle.attempt([USER, ADDRESS])
+        throttle.attempt(three(USER, ADDRESS))
     throttle.forgive([ADDRESS])
-    assert throttle.attempt([ADDRESS]) == 0
-    assert throttle.attempt([ADDRESS]) > 0
+    assert throttle.attempt(three(ADDRESS)) == 0
+    assert throttle.attempt(three(ADDRESS)) > 0
     throttle.reset(USER)
-    assert [throttle.attempt([USER]) for _ in range(3)] == [0, 0, 0]
+    assert [throttle.attempt(three(USER)) for _ in range(3)] == [0, 0, 0]
 
 
 def test_forgiving_an_unknown_or_expired_key_does_nothing(throttle, clock):
     throttle.forgive(["nobody"])
-    throttle.attempt([USER])
+    throttle.attempt(three(USER))
     clock.now += 61
     throttle.forgive([USER])
-    assert [throttle.attempt([USER]) for _ in range(4)][-1] > 0  # no credit was left behind
+    assert [throttle.attempt(three(USER)) for _ in range(4)][-1] > 0  # no credit was left behind
 
 
 def test_memory_stays_bounded_under_a_spray_of_usernames(clock):
-    throttle = MemoryLoginThrottle(3, 60, clock=clock, max_keys=100)
+    throttle = MemoryLoginThrottle(60, clock=clock, max_keys=100)
     for i in range(1000):
-        throttle.attempt([f"user:{i}"])
+        throttle.attempt(three(f"user:{i}"))
     assert len(throttle._counts) <= 101
     clock.now += 61
-    throttle.attempt(["user:late"])
-    assert throttle.attempt(["user:late"]) == 0
+    throttle.attempt(three("user:late"))
+    assert throttle.attempt(three("user:late")) == 0
 
 
-def test_usernames_are_throttled_regardless_of_case_and_spaces():
-    assert login_keys(" Ann ", "a")[0] == login_keys("ann", "b")[0]
+def test_keys_compare_byte_for_byte_as_usernames_do():
+    assert login_keys("ann", "a", LIMITS) == {
+        "address:a": 4, "user-address:ann a": 3, "user:ann": 5
+    }
+    assert login_keys("STRASSE", "a", LIMITS).keys().isdisjoint(
+        set(login_keys("straße", "a", LIMITS)) - {"address:a"}
+    )
+
+
+def test_a_name_that_is_no_username_is_counted_against_the_address_only():
+    for name in ("ann ", " ann", "", "a" * 65, "ann\n"):
+        assert login_keys(name, "a", LIMITS) == {"address:a": 4}
 
 
 class FakeAuth:
@@ -116,14 +131,14 @@ class FakeAuth:
 
 
 def login(throttle, auth, password: str, username: str = "ann", address: str = "10.0.0.1"):
-    return throttled_login(throttle, auth, username, password, address)  # type: ignore[arg-type]
+    return throttled_login(throttle, auth, username, password, address, LIMITS)  # type: ignore[arg-type]
 
 
-def test_the_right_password_is_refused_once_a_username_failed_too_often(throttle, clock):
+def test_the_right_password_is_refused_once_a_username_failed_too_often_from_many_addresses(throttle, clock):
     auth = FakeAuth()
-    for _ in range(3):
+    for i in range(5):
         with pytest.raises(Unauthorized):
-            login(throttle, auth, "wrong", address=f"10.0.0.{_}")
+            login(throttle, auth, "wrong", address=f"10.0.0.{i}")
     with pytest.raises(TooManyRequestsException) as refused:
         login(throttle, auth, "right", address="10.9.9.9")
     assert refused.value.status_code == 429
@@ -133,13 +148,25 @@ def test_the_right_password_is_refused_once_a_username_failed_too_often(throttle
     assert login(throttle, auth, "right", address="10.9.9.9")[0] == "token"
 
 
+def test_an_attacker_at_one_address_cannot_lock_the_user_out(throttle):
+    auth = FakeAuth()
+    outcomes = []
+    for _ in range(50):
+        try:
+            login(throttle, auth, "wrong", address="10.6.6.6")
+        except (Unauthorized, TooManyRequestsException) as error:
+            outcomes.append(type(error))
+    assert outcomes == [Unauthorized] * 3 + [TooManyRequestsException] * 47
+    assert login(throttle, auth, "right", address="10.0.0.1")[0] == "token"
+
+
 def test_one_address_trying_many_usernames_is_throttled(throttle):
     auth = FakeAuth()
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "d"):
         with pytest.raises(Unauthorized):
             login(throttle, auth, "wrong", username=name)
     with pytest.raises(TooManyRequestsException):
-        login(throttle, auth, "right", username="d")
+        login(throttle, auth, "right", username="e")
 
 
 def test_a_success_resets_the_username_but_not_the_address(throttle):
@@ -148,11 +175,12 @@ def test_a_success_resets_the_username_but_not_the_address(throttle):
         with pytest.raises(Unauthorized):
             login(throttle, auth, "wrong")
     login(throttle, auth, "right")
-    for _ in range(2):  # the username starts again from zero...
+    for i in range(4):  # the username starts again from zero (2 + 4 would be over 5)...
         with pytest.raises(Unauthorized):
-            login(throttle, auth, "wrong", address="10.0.0.2")
-    with pytest.raises(Unauthorized):
-        login(throttle, auth, "wrong", username="bob")  # ...the address holds its 2 failures + this one
+            login(throttle, auth, "wrong", address=f"10.0.1.{i}")
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            login(throttle, auth, "wrong", username="bob")  # ...the address holds its 2 failures + these
     with pytest.raises(TooManyRequestsException):
         login(throttle, auth, "right", username="bob")
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO
 
-from imagify.domain.ports import BlobStorage, StoredBlob
+from imagify.domain.ports import BlobStorage, Leftover, StoredBlob
 
 
 class CachedBlobStorage:
@@ -63,6 +63,12 @@ class CachedBlobStorage:
 
     def keys(self, prefix: str = "", modified_before: datetime | None = None) -> Iterator[str]:
         return self._inner.keys(prefix, modified_before)
+
+    def leftovers(self, started_before: datetime | None = None) -> Iterator[Leftover]:
+        return self._inner.leftovers(started_before)
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        self._inner.remove_leftover(leftover)
 
     def check(self) -> None:
         self._inner.check()

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from imagify.domain.errors import NotFound, Unavailable
-from imagify.domain.ports import StoredBlob
+from imagify.domain.ports import Leftover, StoredBlob
 
 # Keys are made by the application (never from user input); still, refuse anything odd.
 _KEY = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
+TEMPORARY = ".tmp-"  # put() writes here first, then renames
+TEMPORARY_FILE = "temporary file"
 
 
 class LocalFolderBlobStorage:
@@ -26,7 +28,7 @@ class LocalFolderBlobStorage:
     def put(self, key: str, data: BinaryIO | bytes, content_type: str) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY)
         try:
             with os.fdopen(fd, "wb") as out:
                 if isinstance(data, bytes):
@@ -75,6 +77,27 @@ class LocalFolderBlobStorage:
 
     def cached(self, key: str) -> StoredBlob | None:
         return None  # nothing kept in memory: see CachedBlobStorage
+
+    def leftovers(self, started_before: datetime | None = None) -> Iterator[Leftover]:
+        """`.tmp-*` files of a put() killed before its rename."""
+        cutoff = started_before.timestamp() if started_before is not None else None
+        for folder, _, files in os.walk(self._root):
+            for name in files:
+                if not name.startswith(TEMPORARY):
+                    continue
+                path = Path(folder) / name
+                try:
+                    mtime = path.stat().st_mtime
+                except FileNotFoundError:  # renamed or removed since the folder was listed
+                    continue
+                if cutoff is None or mtime < cutoff:
+                    yield Leftover(TEMPORARY_FILE, path.relative_to(self._root).as_posix())
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        path = (self._root / leftover.key).resolve()
+        if not path.name.startswith(TEMPORARY) or not path.is_relative_to(self._root.resolve()):
+            raise ValueError(f"not a temporary file of this storage: {leftover.key!r}")
+        path.unlink(missing_ok=True)
 
     def check(self) -> None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 MAX_KEYS = 100_000  # a spray of made-up usernames must not grow memory without bound
 
@@ -15,30 +15,31 @@ class MemoryLoginThrottle:
 
     def __init__(
         self,
-        max_failures: int,
         window_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = MAX_KEYS,
     ) -> None:
-        self._max = max_failures
         self._window = window_seconds
         self._clock = clock
         self._max_keys = max_keys
         self._lock = threading.Lock()
         self._counts: dict[str, tuple[int, float]] = {}
 
-    def attempt(self, keys: Sequence[str]) -> int:
+    def attempt(self, limits: Mapping[str, int]) -> int:
         now = self._clock()
-        wait = 0.0
         with self._lock:
-            for key in keys:
-                count, ends = self._live(key, now) or (0, now + self._window)
+            entries = {key: self._live(key, now) or (0, now + self._window) for key in limits}
+            wait = max(
+                (ends - now for key, (count, ends) in entries.items() if count >= limits[key]),
+                default=0.0,
+            )
+            if wait > 0:
+                return max(1, math.ceil(wait))
+            for key, (count, ends) in entries.items():
                 self._counts[key] = (count + 1, ends)
-                if count + 1 > self._max:
-                    wait = max(wait, ends - now)
             if len(self._counts) > self._max_keys:
                 self._prune(now)
-        return max(1, math.ceil(wait)) if wait > 0 else 0
+        return 0
 
     def forgive(self, keys: Sequence[str]) -> None:
         now = self._clock()

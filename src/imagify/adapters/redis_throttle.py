@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import redis
@@ -14,20 +14,25 @@ from imagify.domain.ports import LoginThrottle
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# INCR each key, starting its window (PEXPIRE) on the first failure; answer the longest
-# wait among the keys over the limit, in ms (0: go ahead). One round trip, atomic.
+# When a key is at its limit already, answer the longest wait among such keys, in ms, and
+# count nothing: a refused attempt must not use up another key's allowance (an attacker
+# held back per address would otherwise go on filling the victim's username). Else INCR
+# each key, starting its window (PEXPIRE) on the first failure, and answer 0. One round
+# trip, atomic. ARGV: the window, then each key's limit.
 ATTEMPT = """
-local limit, window, wait = tonumber(ARGV[1]), tonumber(ARGV[2]), 0
-for _, key in ipairs(KEYS) do
-  local count = redis.call('INCR', key)
-  local ttl = redis.call('PTTL', key)
-  if ttl < 0 then
-    redis.call('PEXPIRE', key, window)
-    ttl = window
+local window, wait = tonumber(ARGV[1]), 0
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then
+    local ttl = redis.call('PTTL', key)
+    if ttl > wait then wait = ttl end
   end
-  if count > limit and ttl > wait then wait = ttl end
 end
-return wait
+if wait > 0 then return wait end
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, window) end
+end
+return 0
 """
 # DECR only a counter that still exists: a bare DECR would make a -1 that never expires.
 FORGIVE = """
@@ -51,13 +56,11 @@ class RedisLoginThrottle:
     def __init__(
         self,
         client: redis.Redis,
-        max_failures: int,
         window_seconds: int,
         fallback: LoginThrottle,
         prefix: str = "imagify:login-failures:",
     ) -> None:
         self._redis = client
-        self._max = max_failures
         self._window_ms = window_seconds * 1000
         self._fallback = fallback
         self._prefix = prefix
@@ -65,12 +68,14 @@ class RedisLoginThrottle:
         self._forgive = client.register_script(FORGIVE)
         self._degraded = False
 
-    def attempt(self, keys: Sequence[str]) -> int:
+    def attempt(self, limits: Mapping[str, int]) -> int:
         def in_redis() -> int:
-            wait_ms = int(self._attempt(keys=self._hashed(keys), args=[self._max, self._window_ms]))
+            keys = list(limits)
+            args = [self._window_ms, *(limits[key] for key in keys)]
+            wait_ms = int(self._attempt(keys=self._hashed(keys), args=args))
             return -(-wait_ms // 1000) if wait_ms > 0 else 0
 
-        return self._or_fallback(in_redis, lambda: self._fallback.attempt(keys))
+        return self._or_fallback(in_redis, lambda: self._fallback.attempt(limits))
 
     def forgive(self, keys: Sequence[str]) -> None:
         self._or_fallback(

@@ -18,12 +18,13 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from imagify.domain.errors import NotFound, Unavailable
-from imagify.domain.ports import StoredBlob
+from imagify.domain.ports import Leftover, StoredBlob
 
 # Lower case letters, digits, dots and hyphens, 3 to 63 of them (the S3 naming rules, roughly).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _UNREACHABLE = (BotocoreConnectionError, HTTPClientError)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+UNFINISHED_UPLOAD = "unfinished upload"
 # What reading a response body can raise when the connection drops or stalls midway.
 _STREAM_ERRORS = (BotoCoreError, Urllib3Error, OSError)
 
@@ -134,34 +135,32 @@ class S3BlobStorage:
             except ClientError as error:
                 raise Unavailable(f"S3 refused to list {prefix!r}: {_reason(error)}") from error
 
-    def unfinished_uploads(self, started_before: datetime | None = None) -> list[tuple[str, str]]:
-        """(key, upload id) of multipart uploads begun and never completed nor aborted.
+    def leftovers(self, started_before: datetime | None = None) -> Iterator[Leftover]:
+        """Multipart uploads begun and never completed nor aborted.
 
         An upload cut off with S3 unreachable cannot be aborted then; its parts stay,
         billed and invisible to listings, until someone aborts it (or a lifecycle rule does).
         """
         start = f"{self._prefix}/" if self._prefix else ""
-        found: list[tuple[str, str]] = []
         paginator = self._client.get_paginator("list_multipart_uploads")
         with _unreachable_as_unavailable():
             try:
                 for page in paginator.paginate(Bucket=self._bucket, Prefix=start):
                     for upload in page.get("Uploads", []):
                         if started_before is None or upload["Initiated"] < started_before:
-                            found.append((upload["Key"][len(start):], upload["UploadId"]))
+                            yield Leftover(UNFINISHED_UPLOAD, upload["Key"][len(start):], upload["UploadId"])
             except ClientError as error:
                 raise Unavailable(f"S3 refused to list uploads: {_reason(error)}") from error
-        return found
 
-    def abort_upload(self, key: str, upload_id: str) -> None:
+    def remove_leftover(self, leftover: Leftover) -> None:
         with _unreachable_as_unavailable():
             try:
                 self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=self._name(key), UploadId=upload_id
+                    Bucket=self._bucket, Key=self._name(leftover.key), UploadId=leftover.handle
                 )
             except ClientError as error:
                 if _code(error) != "NoSuchUpload":  # finished or aborted meanwhile
-                    raise Unavailable(f"S3 refused to abort {key!r}: {_reason(error)}") from error
+                    raise Unavailable(f"S3 refused to abort {leftover.key!r}: {_reason(error)}") from error
 
     def cached(self, key: str) -> StoredBlob | None:
         return None  # nothing kept in memory: see CachedBlobStorage

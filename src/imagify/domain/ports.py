@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +26,11 @@ class UserRepository(Protocol):
     def delete(self, user_id: int) -> None: ...
     def count_admins(self) -> int: ...
     def count_holding_tier(self, tier_name: str) -> int: ...
+    def lock(self, user_id: int, exclusive: bool) -> bool:
+        """Whether the user exists, holding their row until the unit of work ends: shared
+        to add an image of theirs, exclusive to delete them, so no upload outlives them."""
+    def lock_admins(self) -> int:
+        """How many admins there are, holding their rows until the unit of work ends."""
 
 
 class TierRepository(Protocol):
@@ -34,6 +39,9 @@ class TierRepository(Protocol):
     def list(self) -> list[Tier]: ...
     def save(self, tier: Tier) -> None: ...
     def delete(self, name: str) -> None: ...
+    def lock(self, names: Iterable[str], exclusive: bool) -> set[str]:
+        """Which of the tiers exist, holding their rows until the unit of work ends:
+        shared to assign them, exclusive to delete one."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class ImageRepository(Protocol):
     def list_owned(self, owner_id: int, after: Cursor | None, limit: int) -> list[Image]: ...
     def ids_owned(self, owner_id: int) -> list[str]: ...
     def delete(self, image_id: str) -> None: ...
+    def ids_without_owner(self) -> list[str]:
+        """Images whose owner no longer exists (a user deletion cut short)."""
 
 
 class RenditionRepository(Protocol):
@@ -107,6 +117,15 @@ class StoredBlob:
             self.stream.close()
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """What a writer killed mid-write left behind: a temporary file, an unfinished upload."""
+
+    kind: str  # "temporary file", "unfinished upload"
+    key: str  # where the storage keeps it
+    handle: str = ""  # what the storage needs to remove it, besides the key (an upload id)
+
+
 class BlobStorage(Protocol):
     def put(self, key: str, data: BinaryIO | bytes, content_type: str) -> None: ...
     def open(self, key: str) -> StoredBlob: ...
@@ -115,6 +134,11 @@ class BlobStorage(Protocol):
     def keys(self, prefix: str = "", modified_before: datetime | None = None) -> Iterator[str]:
         """Every stored key starting with `prefix` (only those last written before
         `modified_before`, when given), in no particular order."""
+
+    def leftovers(self, started_before: datetime | None = None) -> Iterator[Leftover]:
+        """Partial writes never finished nor cleaned up (begun before `started_before`, when given)."""
+
+    def remove_leftover(self, leftover: Leftover) -> None: ...
 
     def check(self) -> None:
         """Raise Unavailable when the storage cannot be used."""
@@ -175,11 +199,13 @@ class LoginThrottle(Protocol):
     """Failed logins counted per key (a username, a client address) in a fixed window.
 
     An attempt counts as a failure from the moment it starts, so a burst of parallel
-    guesses cannot all slip in before the first one is known to have failed.
+    guesses cannot all slip in before the first one is known to have failed. Keys are
+    compared byte for byte, as usernames are.
     """
 
-    def attempt(self, keys: Sequence[str]) -> int:
-        """Count an attempt against each key: 0 to go ahead, else the seconds to wait."""
+    def attempt(self, limits: Mapping[str, int]) -> int:
+        """0 to go ahead, counting an attempt against each key; else the seconds to wait
+        until no key is at its limit, counting nothing."""
 
     def forgive(self, keys: Sequence[str]) -> None:
         """Take back the attempt of a login that did not fail."""

@@ -8,7 +8,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +16,15 @@ import click
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from imagify.adapters.s3_storage import S3BlobStorage
 from imagify.adapters.sql.unit_of_work import sqlite_file
 from imagify.domain.errors import DomainError, InvalidInput
 from imagify.domain.model import check_password
 from imagify.domain.permissions import EXPIRING_LINKS, ORIGINAL_ACCESS, thumbnail_codename
-from imagify.domain.services.doctor import Finding
 from imagify.entrypoints.container import Container, build_container
 from imagify.logs import configure_logging, uvicorn_log_config
 from imagify.settings import Settings, SettingsError, load_settings
 
 CLI_ACTOR = "cli"
-UNFINISHED_UPLOAD = "unfinished upload"
 log = logging.getLogger("imagify.serve")
 
 
@@ -399,17 +396,6 @@ def doctor(fix: bool, min_age_seconds: int) -> None:
     report = app.doctor().examine(
         fix=fix, min_age=min_age, on_finding=lambda finding: click.echo(finding.line())
     )
-    blobs = app.blobs()
-    if isinstance(blobs, S3BlobStorage):
-        started_before = datetime.now(UTC) - min_age if min_age_seconds else None
-        for key, upload_id in blobs.unfinished_uploads(started_before):
-            if fix:
-                blobs.abort_upload(key, upload_id)
-            finding = Finding(
-                UNFINISHED_UPLOAD, key, "a multipart upload S3 still keeps parts of", fixed=fix
-            )
-            report.findings.append(finding)
-            click.echo(finding.line())
     click.echo(report.summary())
     if report.unfixed:
         sys.exit(1)

@@ -127,12 +127,10 @@ def build_image_blobs(settings: Settings, blobs: BlobStorage) -> BlobStorage:
 
 def build_login_throttle(settings: Settings, redis_client: redis.Redis | None) -> LoginThrottle:
     """Counters shared through Redis in cloud mode (memory if it fails); memory on one machine."""
-    memory = MemoryLoginThrottle(settings.login_max_failures, settings.login_window_seconds)
+    memory = MemoryLoginThrottle(settings.login_window_seconds)
     if redis_client is None:
         return memory
-    return RedisLoginThrottle(
-        redis_client, settings.login_max_failures, settings.login_window_seconds, fallback=memory
-    )
+    return RedisLoginThrottle(redis_client, settings.login_window_seconds, fallback=memory)
 
 
 class Container(containers.DeclarativeContainer):

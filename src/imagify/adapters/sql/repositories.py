@@ -50,6 +50,9 @@ _OWNED_IMAGE = _IMAGE_BY_ID.where(images.c.owner_id == bindparam("owner_id"))
 # database's write lock instead (BEGIN IMMEDIATE), which serialises the same two paths.
 _IMAGE_BY_ID_EXCLUSIVE = _IMAGE_BY_ID.with_for_update()
 _IMAGE_BY_ID_SHARED = _IMAGE_BY_ID.with_for_update(read=True)
+_USER_ROW = select(users.c.id).where(users.c.id == bindparam("user_id"))
+_ADMIN_ROWS = select(users.c.id).where(users.c.is_admin).with_for_update()
+_TIER_ROWS = select(tiers.c.name).where(tiers.c.name.in_(bindparam("names", expanding=True)))
 _IMAGES_OWNED = (
     select(images)
     .where(images.c.owner_id == bindparam("owner_id"))
@@ -136,6 +139,15 @@ class SqlAlchemyUserRepository:
         query = select(func.count()).select_from(user_tiers).where(user_tiers.c.tier_name == tier_name)
         return self._db.execute(query).scalar_one()
 
+    def lock(self, user_id: int, exclusive: bool) -> bool:
+        _begin_immediate(self._db)
+        query = _USER_ROW.with_for_update(read=not exclusive)
+        return self._db.execute(query, {"user_id": user_id}).first() is not None
+
+    def lock_admins(self) -> int:
+        _begin_immediate(self._db)
+        return len(self._db.execute(_ADMIN_ROWS).all())
+
     def _insert_tiers(self, user_id: int, tier_names: Iterable[str]) -> None:
         rows = [{"user_id": user_id, "tier_name": name} for name in dict.fromkeys(tier_names)]
         if rows:
@@ -216,6 +228,11 @@ class SqlAlchemyTierRepository:
         self._db.execute(delete(tier_permissions).where(tier_permissions.c.tier_name == name))
         self._db.execute(delete(tiers).where(tiers.c.name == name))
 
+    def lock(self, names: Iterable[str], exclusive: bool) -> set[str]:
+        _begin_immediate(self._db)
+        query = _TIER_ROWS.with_for_update(read=not exclusive)
+        return set(self._db.execute(query, {"names": sorted(set(names))}).scalars())
+
     def _insert_permissions(self, tier: Tier) -> None:
         rows = [{"tier_name": tier.name, "codename": c} for c in sorted(tier.permissions.codenames)]
         if rows:
@@ -270,11 +287,7 @@ class SqlAlchemyImageRepository:
         return None if row is None else _image(row)
 
     def lock(self, image_id: str, exclusive: bool) -> Image | None:
-        if self._db.dialect.name == "sqlite":
-            # pysqlite opens a transaction only at the first write, so the reads before it
-            # would see a state another writer may change before this one writes.
-            if not self._db.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-                self._db.exec_driver_sql("BEGIN IMMEDIATE")
+        _begin_immediate(self._db)
         query = _IMAGE_BY_ID_EXCLUSIVE if exclusive else _IMAGE_BY_ID_SHARED
         row = self._db.execute(query, {"image_id": image_id}).first()
         return None if row is None else _image(row)
@@ -297,6 +310,10 @@ class SqlAlchemyImageRepository:
 
     def delete(self, image_id: str) -> None:
         self._db.execute(delete(images).where(images.c.id == image_id))
+
+    def ids_without_owner(self) -> list[str]:
+        query = select(images.c.id).where(images.c.owner_id.not_in(select(users.c.id))).order_by(images.c.id)
+        return list(self._db.execute(query).scalars())
 
 
 class SqlAlchemyRenditionRepository:
@@ -332,6 +349,16 @@ class SqlAlchemyRenditionRepository:
 
     def delete_for(self, image_id: str) -> None:
         self._db.execute(delete(renditions).where(renditions.c.image_id == image_id))
+
+
+def _begin_immediate(db: Connection) -> None:
+    """On SQLite, take the database's write lock now: it has no row locks to take.
+
+    pysqlite opens a transaction only at the first write, so the reads before it would
+    see a state another writer may change before this one writes.
+    """
+    if db.dialect.name == "sqlite" and not db.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        db.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _image(row: Row[Any]) -> Image:

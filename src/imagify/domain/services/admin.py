@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from imagify.domain.errors import Conflict, InvalidInput, NotFound
 from imagify.domain.model import User, check_password, check_username
@@ -15,6 +15,7 @@ from imagify.domain.services.images import delete_images
 audit = logging.getLogger("imagify.audit")
 
 MAX_USERS_PAGE = 100
+LAST_ADMIN = "at least one admin must remain"
 
 
 class AdminService:
@@ -92,7 +93,10 @@ class AdminService:
 
     def delete_tier(self, actor: str, name: str) -> None:
         with self._uow() as uow:
-            _tier(uow, name)
+            # Exclusive: an assignment of this tier in flight commits first (and is counted
+            # below) or finds the tier gone; no user is left holding a tier that is not there.
+            if not uow.tiers.lock([name], exclusive=True):
+                raise NotFound(f"no tier named {name!r}")
             holders = uow.users.count_holding_tier(name)
             if holders:
                 raise Conflict(
@@ -149,6 +153,8 @@ class AdminService:
     ) -> User:
         changed: dict[str, object] = {}
         with self._uow() as uow:
+            # Before reading: a demotion or deletion of another admin in flight ends first.
+            admins = uow.users.lock_admins() if is_admin is False else 0
             user = _user(uow, username)
             if password is not None:
                 password_hash = self._hasher.hash(check_password(password))
@@ -160,6 +166,8 @@ class AdminService:
             if is_admin is not None:
                 if not is_admin and username == actor:
                     raise Conflict("you cannot remove your own admin flag; ask another admin")
+                if not is_admin and user.is_admin and admins <= 1:
+                    raise Conflict(LAST_ADMIN)
                 user.is_admin = is_admin
                 changed["is_admin"] = is_admin
             uow.users.save(user)
@@ -176,35 +184,55 @@ class AdminService:
         if username == actor:
             raise Conflict("you cannot delete your own account; ask another admin")
         with self._uow() as uow:
+            # The admins' rows, then the user's, held until the row is gone: a deletion or
+            # demotion of another admin in flight ends first, and an upload in flight either
+            # commits first (its image is listed below) or finds its owner gone.
+            admins = uow.users.lock_admins()
             user = _user(uow, username)
             assert user.id is not None
-            image_ids = uow.images.ids_owned(user.id)
-        delete_images(self._uow, self._blobs, self._links, image_ids, self._cache)
-        with self._uow() as uow:
+            if not uow.users.lock(user.id, exclusive=True):
+                raise NotFound(f"no user named {username!r}")
+            if user.is_admin and admins <= 1:
+                raise Conflict(LAST_ADMIN)
             uow.users.delete(user.id)
             uow.commit()
             self._cache.users_changed()
+        with self._uow() as uow:
+            image_ids = uow.images.ids_owned(user.id)
+        # Killed before this ends, the doctor finds the images left (their owner is gone).
+        delete_images(self._uow, self._blobs, self._links, image_ids, self._cache)
         _audit(actor, "user.delete", username, images=len(image_ids))
 
 
 def _tier(uow: UnitOfWork, name: str) -> Tier:
-    tier = uow.tiers.get(name)
+    # A name no tier can have is looked up nowhere: MySQL's PAD SPACE would find 'basic '.
+    tier = uow.tiers.get(name) if _valid(check_tier_name, name) else None
     if tier is None:
         raise NotFound(f"no tier named {name!r}")
     return tier
 
 
 def _user(uow: UnitOfWork, username: str) -> User:
-    user = uow.users.get_by_username(username)
+    user = uow.users.get_by_username(username) if _valid(check_username, username) else None
     if user is None:
         raise NotFound(f"no user named {username!r}")
     return user
 
 
+def _valid(check: Callable[[str], str], name: str) -> bool:
+    try:
+        check(name)
+    except InvalidInput:
+        return False
+    return True
+
+
 def _check_tiers(uow: UnitOfWork, names: list[str]) -> None:
-    known = {t.name for t in uow.tiers.list()}
-    unknown = [n for n in names if n not in known]
+    """Every tier exists, and (rows held shared) still will when the unit of work commits."""
+    held = uow.tiers.lock(names, exclusive=False)
+    unknown = [n for n in names if n not in held]
     if unknown:
+        known = {t.name for t in uow.tiers.list()}
         raise InvalidInput(
             f"unknown tier{'s' if len(unknown) > 1 else ''}: {', '.join(map(repr, unknown))}; "
             f"known tiers: {', '.join(sorted(known)) or 'none'}"

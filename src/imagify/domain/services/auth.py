@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from imagify.domain.errors import Unauthorized
-from imagify.domain.model import User, check_password
+from imagify.domain.errors import InvalidInput, Unauthorized
+from imagify.domain.model import User, check_password, check_username
 from imagify.domain.ports import Clock, PasswordHasher, TokenSigner, UnitOfWorkFactory
 from imagify.domain.read_cache import ReadCache
 
@@ -47,8 +47,13 @@ class AuthService:
         self._decoy_hash: str | None = None
 
     def issue_token(self, username: str, password: str) -> tuple[str, datetime]:
-        with self._uow() as uow:
-            user = uow.users.get_by_username(username)
+        try:
+            check_username(username)
+        except InvalidInput:
+            user = None  # never a user's, even where the database pads: 'ann ' is not 'ann'
+        else:
+            with self._uow() as uow:
+                user = uow.users.get_by_username(username)
         if user is None:
             # Spend the same time as a real check, so timing does not tell which names exist.
             self._hasher.verify(self._decoy(), password)

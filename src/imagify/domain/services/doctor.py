@@ -3,7 +3,9 @@
 A crash between storing bytes and recording them (a killed server, a lost database)
 leaves a blob no row names; a blob lost outside the application leaves a row whose bytes
 are gone. Uploads and renders write the blob first, so a young blob with no row may be
-one in flight: only blobs older than `min_age` count as orphaned.
+one in flight: only blobs older than `min_age` count as orphaned. A user deletion cut
+short leaves images whose owner is gone; a writer killed mid-write leaves a partial one
+in the storage (a temporary file, an unfinished upload), counted once older than `min_age`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 ORPHANED_BLOB = "orphaned blob"
 MISSING_ORIGINAL = "missing original"
 MISSING_THUMBNAIL = "missing thumbnail"
+OWNERLESS_IMAGE = "ownerless image"
 
 ORIGINALS, THUMBNAILS = "originals/", "thumbnails/"
 USERS_PAGE = 100
@@ -56,7 +59,7 @@ class Report:
         if not self.findings:
             return f"{checked}: no problems found"
         kinds = Counter(f.kind for f in self.findings)
-        order = [MISSING_ORIGINAL, MISSING_THUMBNAIL, ORPHANED_BLOB]
+        order = [MISSING_ORIGINAL, MISSING_THUMBNAIL, OWNERLESS_IMAGE, ORPHANED_BLOB]
         ordered = sorted(kinds, key=lambda k: (order.index(k) if k in order else len(order), k))
         found = ", ".join(f"{kinds[k]} {k}{'s' if kinds[k] > 1 else ''}" for k in ordered)
         fixed = len(self.findings) - self.unfixed
@@ -127,9 +130,23 @@ class DoctorService:
                     if (finding := self._missing_thumbnail(rendition, fix)) is not None:
                         found(finding)
 
+        for image, renditions in self._ownerless():
+            report.images += 1
+            report.thumbnails += len(renditions)
+            referenced.add(image.storage_key)  # removed with the image, not again as orphans
+            referenced.update(r.storage_key for r in renditions)
+            found(self._ownerless_image(image, renditions, fix))
+
         for key in sorted(old_enough - referenced):
             if not self._is_referenced(key):  # a row committed since the pass above
                 found(self._orphan(key, fix))
+
+        started_before = self._clock.now() - min_age if min_age > timedelta(0) else None
+        for leftover in self._blobs.leftovers(started_before):
+            if fix:
+                self._blobs.remove_leftover(leftover)
+            detail = "left by a write that never finished" + ("; removed it" if fix else "")
+            found(Finding(leftover.kind, leftover.key, detail, fixed=fix))
         return report
 
     # The row side
@@ -151,6 +168,28 @@ class DoctorService:
             if len(users) < USERS_PAGE:
                 return
             after = users[-1].username
+
+    def _ownerless(self) -> Iterator[tuple[Image, list[Rendition]]]:
+        with self._uow() as uow:
+            image_ids = uow.images.ids_without_owner()
+        for image_id in image_ids:
+            with self._uow() as uow:
+                image = uow.images.get(image_id)
+                renditions = uow.renditions.list_for(image_id) if image else []
+            if image is not None:
+                yield image, renditions
+
+    def _ownerless_image(self, image: Image, renditions: list[Rendition], fix: bool) -> Finding:
+        detail = f"image {image.id} ({image.filename!r}) of user {image.owner_id}, who no longer exists"
+        if not fix:
+            return Finding(OWNERLESS_IMAGE, image.storage_key, detail)
+        delete_images(self._uow, self._blobs, self._links, [image.id], self._cache)
+        return Finding(
+            OWNERLESS_IMAGE,
+            image.storage_key,
+            f"{detail}; removed the image, its {len(renditions)} thumbnails and its links",
+            fixed=True,
+        )
 
     def _missing_original(self, owner: str, image: Image, fix: bool) -> Finding | None:
         with self._uow() as uow:

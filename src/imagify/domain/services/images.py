@@ -19,6 +19,7 @@ from imagify.domain.errors import (
     NotAnImage,
     NotFound,
     RenderFailed,
+    Unauthorized,
     Unavailable,
 )
 from imagify.domain.model import Image, Rendition, User, check_image_id
@@ -134,6 +135,10 @@ class ImageService:
         self._blobs.put(image.storage_key, stream, image.content_type)
         try:
             with self._uow() as uow:
+                # Shared: a deletion of the owner in flight ends first, then this fails,
+                # so no image is kept that nobody can reach.
+                if not uow.users.lock(image.owner_id, exclusive=False):
+                    raise Unauthorized("the user of this token no longer exists; log in again")
                 uow.images.add(image)
                 uow.commit()
         except BaseException:

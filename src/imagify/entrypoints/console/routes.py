@@ -26,7 +26,12 @@ from imagify.entrypoints.console.session import (
     signed_in,
 )
 from imagify.entrypoints.http.deps import base_url, root
-from imagify.entrypoints.http.throttle import client_address, throttled_login
+from imagify.entrypoints.http.throttle import (
+    LoginLimits,
+    client_address,
+    throttled_login,
+    throttled_password_change,
+)
 from imagify.entrypoints.http.upload import receive_upload
 
 PAGE_SIZE = 24
@@ -89,7 +94,7 @@ async def login(request: Request) -> Response:
     try:
         token, expires = await anyio.to_thread.run_sync(
             throttled_login, services.login_throttle(), services.auth(), username, password,
-            client_address(request),
+            client_address(request), LoginLimits.of(services.settings()),
         )
     except Unauthorized as error:
         return _login_page(request, 401, error.detail, username)
@@ -197,7 +202,10 @@ async def change_password(request: Request) -> Response:
         problems["again"] = "the two new passwords differ"
     else:
         try:
-            await anyio.to_thread.run_sync(services.auth().change_password, user, current, new)
+            await anyio.to_thread.run_sync(
+                throttled_password_change, services.login_throttle(), services.auth(), user, current, new,
+                client_address(request), LoginLimits.of(services.settings()),
+            )
         except Unauthorized as error:
             problems["current"] = error.detail
         except InvalidInput as error:
@@ -206,7 +214,8 @@ async def change_password(request: Request) -> Response:
         return render(request, "password.html", user, status=400, errors=problems, min_length=MIN_PASSWORD_LENGTH)
     # The old session ended with the change: this browser gets a new one.
     token, expires = await anyio.to_thread.run_sync(
-        throttled_login, services.login_throttle(), services.auth(), user.username, new, client_address(request)
+        throttled_login, services.login_throttle(), services.auth(), user.username, new, client_address(request),
+        LoginLimits.of(services.settings()),
     )
     response: Response = see_other("/console/", "password")
     set_session(response, request, token, expires)

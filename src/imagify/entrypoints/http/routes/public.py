@@ -30,7 +30,14 @@ from imagify.entrypoints.http.responses import (
     original_response,
 )
 from imagify.entrypoints.http.schemas import MeOut, PasswordIn, TokenIn, TokenOut, me_out
-from imagify.entrypoints.http.throttle import TOO_MANY, client_address, throttled_login
+from imagify.entrypoints.http.throttle import (
+    TOO_MANY,
+    LoginLimits,
+    client_address,
+    throttled_login,
+    throttled_password_change,
+)
+from imagify.settings import Settings
 
 MAX_LOGIN_BODY = 16 * 1024
 
@@ -66,6 +73,7 @@ async def issue_token(
     request: Request,
     auth: NamedDependency[AuthService],
     login_throttle: NamedDependency[SkipValidation[LoginThrottle]],  # a Protocol: no isinstance
+    settings: NamedDependency[Settings],
 ) -> TokenOut:
     credentials = await _credentials(request)
     token, expires = await anyio.to_thread.run_sync(
@@ -75,6 +83,7 @@ async def issue_token(
         credentials.username,
         credentials.password,
         client_address(request),
+        LoginLimits.of(settings),
     )
     return TokenOut(token, "bearer", expires)
 
@@ -92,16 +101,29 @@ def me(user: NamedDependency[User]) -> MeOut:
     security=SECURITY,
     dependencies=USER,
     operation_class=json_body_operation(PasswordIn),
-    responses=errors(400, 401),
+    responses={**errors(400, 401), **TOO_MANY},
     summary="Change your password; every token issued before stops working",
 )
 async def change_password(
-    request: Request, user: NamedDependency[User], auth: NamedDependency[AuthService]
+    request: Request,
+    user: NamedDependency[User],
+    auth: NamedDependency[AuthService],
+    login_throttle: NamedDependency[SkipValidation[LoginThrottle]],
+    settings: NamedDependency[Settings],
 ) -> None:
     body = await strict_json(
         request, PasswordIn, '{"current_password": "...", "new_password": "at least 10 characters"}'
     )
-    await anyio.to_thread.run_sync(auth.change_password, user, body.current_password, body.new_password)
+    await anyio.to_thread.run_sync(
+        throttled_password_change,
+        login_throttle,
+        auth,
+        user,
+        body.current_password,
+        body.new_password,
+        client_address(request),
+        LoginLimits.of(settings),
+    )
 
 
 @get(
