@@ -95,7 +95,7 @@ class AdminService:
         with self._uow() as uow:
             # Exclusive: an assignment of this tier in flight commits first (and is counted
             # below) or finds the tier gone; no user is left holding a tier that is not there.
-            if not uow.tiers.lock([name], exclusive=True):
+            if name not in uow.tiers.lock([name], exclusive=True):  # compared here, byte for byte
                 raise NotFound(f"no tier named {name!r}")
             holders = uow.users.count_holding_tier(name)
             if holders:

@@ -174,7 +174,7 @@ class DoctorService:
             image_ids = uow.images.ids_without_owner()
         for image_id in image_ids:
             with self._uow() as uow:
-                image = uow.images.get(image_id)
+                image = uow.images.find_any(image_id)
                 renditions = uow.renditions.list_for(image_id) if image else []
             if image is not None:
                 yield image, renditions
