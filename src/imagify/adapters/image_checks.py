@@ -55,6 +55,23 @@ def check(data: bytes, deep: bool = False) -> Layout:
     raise BadStructure("the file is not a JPEG, PNG or WebP image")
 
 
+def layout(data: bytes) -> Layout:
+    """What the headers alone say, without the checks that read the whole file."""
+    if data[:2] == b"\xff\xd8":
+        (_, width, height, components), _ = _jpeg_headers(data)
+        return Layout("JPEG", width, height, 1 if len(components) == 1 else 4)
+    if data[:8] == PNG_SIGNATURE and len(data) >= 33:
+        return _png_header(data[12:16], data[16:29])
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        kind, length = data[12:16], struct.unpack_from("<I", data, 16)[0]
+        if kind == b"VP8X":
+            width = 1 + int.from_bytes(data[24:27], "little")
+            return Layout("WEBP", width, 1 + int.from_bytes(data[27:30], "little"), 4)
+        width, height, _ = _bitstream_size(kind, 20, length, data)
+        return Layout("WEBP", width, height, 4)
+    raise BadStructure("the file is not a JPEG, PNG or WebP image")
+
+
 def decode_bytes(layout: Layout, scale: int = 1) -> int:
     """Estimated bytes of the decoded pixels, at 1/`scale` of the stored size."""
     return _ceil(layout.width, scale) * _ceil(layout.height, scale) * layout.bands
