@@ -197,6 +197,7 @@ class Hostile:
     build: object  # () -> bytes
     status: int  # what the upload check answers
     says: str  # a phrase of its detail
+    renders: bool = False  # the renderer decodes it (only the upload check is stricter)
 
     def data(self) -> bytes:
         return self.build()  # type: ignore[operator,no-any-return]
@@ -210,7 +211,7 @@ CORPUS = [
     Hostile("png-itxt-bomb", itxt_bomb_png, 400, "text chunk (iTXt)"),
     Hostile("png-text-flood", many_text_chunks_png, 400, "text chunks"),
     Hostile("png-size-lie", lying_png, 400, "shorter than its declared 7000x7000"),
-    Hostile("png-bad-crc", bad_crc_png, 400, "checksum"),
+    Hostile("png-bad-crc", bad_crc_png, 400, "checksum", renders=True),
     Hostile("png-decompression-bomb", decompression_bomb_png, 413, "pixels"),
     Hostile("apng-frame-bomb", frame_bomb_apng, 400, "frames"),
     Hostile("webp-frame-bomb", frame_bomb_webp, 400, "frames"),

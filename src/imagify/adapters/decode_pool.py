@@ -70,13 +70,12 @@ class MemoryBudget:
                 self._room.notify_all()
 
 
-def _start_worker(decode_bytes: int) -> None:
+def _start_worker(allowance: int) -> None:
     os.nice(WORKER_NICE)
-    if decode_bytes:
-        # Above what the interpreter has mapped already: one decode as large as the budget.
-        pages = int(open("/proc/self/statm").read().split()[0])
-        limit = pages * os.sysconf("SC_PAGE_SIZE") + decode_bytes + WORKER_HEADROOM
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # Above what the interpreter has mapped already (Python, Pillow and their libraries).
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + allowance, mapped + allowance))
 
 
 def _ready() -> int:
@@ -87,12 +86,13 @@ class DecodePool:
     """A bounded, warm pool of decoding processes behind a memory budget."""
 
     def __init__(
-        self, workers: int, timeout: float, memory_bytes: int, worker_memory_bytes: int | None = None
+        self, workers: int, timeout: float, memory_bytes: int, worker_memory_bytes: int = 0
     ) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.timeout = timeout
         self.budget = MemoryBudget(memory_bytes)
-        self._worker_memory = memory_bytes if worker_memory_bytes is None else worker_memory_bytes
+        # One decode as large as the whole budget fits in a worker, with room to resize it.
+        self._worker_memory = worker_memory_bytes or memory_bytes + WORKER_HEADROOM
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
 

@@ -42,18 +42,12 @@ def render_in_worker(source: str | bytes, height: int) -> Thumbnail:
     return render_thumbnail(source, height)
 
 
-def _estimate(data: bytes, scale: Callable[[image_checks.Layout], int], max_pixels: int) -> int:
-    """Bytes the decode will hold, from the headers alone: pixels at 1/scale, or one inflate
-    step when scale is 0 (not decoded); 0 when the worker will refuse it before decoding
-    (no header we know, or too many pixels)."""
+def _layout(data: bytes) -> image_checks.Layout | None:
+    """What the headers say, or None when the worker is to find out what the file is."""
     try:
-        layout = image_checks.layout(data)
+        return image_checks.layout(data)
     except image_checks.BadStructure:
-        return 0
-    if layout.width * layout.height > max_pixels:
-        return 0
-    n = scale(layout)
-    return image_checks.decode_bytes(layout, n) if n else image_checks.INFLATE_STEP
+        return None
 
 
 class PillowImageInspector:
@@ -65,8 +59,12 @@ class PillowImageInspector:
         stream.seek(0)
         data = stream.read()
         stream.seek(0)
-        # The upload check decodes a JPEG at 1/8 scale and never expands PNG or WebP pixels.
-        estimate = _estimate(data, lambda lay: 8 if lay.format == "JPEG" else 0, self._max_pixels)
+        # The upload check decodes a JPEG at 1/8 scale and never expands PNG or WebP pixels;
+        # an image over the pixel limit is refused from its header.
+        layout = _layout(data)
+        estimate = image_checks.INFLATE_STEP
+        if layout and layout.format == "JPEG" and layout.width * layout.height <= self._max_pixels:
+            estimate = image_checks.decode_bytes(layout, 8)
         try:
             content_type, width, height = self._pool.run(
                 inspect_in_worker, data, self._max_pixels, estimate=estimate
@@ -112,7 +110,15 @@ class PillowRenderer:
                 source = head = blob.stream.read()
         finally:
             blob.stream.close()
-        estimate = _estimate(head, lambda lay: _draft_scale(lay, height), self._max_pixels)
+        layout = _layout(head)
+        estimate = 0  # the worker refuses what has no header we know before decoding it
+        if layout is not None:
+            if layout.width * layout.height > self._max_pixels:
+                raise TooLarge(
+                    f"the original is {layout.width}x{layout.height} pixels, more than the "
+                    f"limit of {self._max_pixels}: it cannot be rendered"
+                )
+            estimate = image_checks.decode_bytes(layout, _draft_scale(layout, height))
         try:
             thumb = self._pool.run(self._render, source, height, estimate=estimate)
         except OverBudget as e:

@@ -87,31 +87,40 @@ def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
     image_checks), and a JPEG is then decoded at 1/8 scale. PNG and WebP have no reduced
     decode, so their pixels are never expanded here.
     """
-    stream.seek(0)
+    data = contents(stream)
     try:
-        im = Image.open(stream, formats=SUPPORTED)
-    except DECODE_ERRORS as e:
-        raise _not_supported(stream, e) from None
-    with im:
-        fmt = im.format or ""
-        width, height = im.size
+        # Our own header parse first: hostile structure never reaches Pillow's parsers here.
+        layout = image_checks.layout(data)
+    except BadStructure:
+        layout = None
+    if layout is None:
+        stream.seek(0)
+        try:
+            with Image.open(stream, formats=SUPPORTED) as im:
+                layout = image_checks.Layout(im.format or "", *im.size, 4)
+        except DECODE_ERRORS as e:
+            raise _not_supported(stream, e) from None
+    width, height = layout.width, layout.height
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"the image is {width}x{height} = {width * height} pixels, "
             f"more than the limit of {max_pixels}"
         )
     try:
-        image_checks.check(contents(stream), deep=True)
+        image_checks.check(data, deep=True)
     except BadStructure as e:
         raise InvalidImage(f"the image is refused: {e}") from None
-    if fmt in ("JPEG", "MPO"):
-        stream.seek(0)
-        try:
-            with Image.open(stream, formats=SUPPORTED) as im:
+    stream.seek(0)
+    try:
+        with Image.open(stream, formats=SUPPORTED) as im:
+            fmt = im.format or ""
+            if im.size != (width, height):
+                raise InvalidImage(f"the image's headers disagree on its size: {width}x{height} or {im.size}")
+            if fmt in ("JPEG", "MPO"):
                 im.draft("L", (1, 1))  # libjpeg still reads every scan, but at 1/8 scale
                 im.load()
-        except DECODE_ERRORS as e:
-            raise InvalidImage(f"the file is not an image or is corrupt/truncated: {e}") from None
+    except DECODE_ERRORS as e:
+        raise InvalidImage(f"the file is not an image or is corrupt/truncated: {e}") from None
     return CONTENT_TYPES[fmt], width, height
 
 
