@@ -11,6 +11,8 @@ import zlib
 from collections.abc import Iterator
 from functools import cache
 
+import anyio
+import httpx
 import pytest
 from PIL import Image
 
@@ -224,3 +226,53 @@ def test_an_upload_check_past_the_wall_budget_is_refused_as_400_not_500() -> Non
             inspector.inspect(io.BytesIO(grey_png(7000, colour=6)))
     finally:
         pool.close()
+
+
+# Slow decodes and fast requests ------------------------------------------------------------
+
+
+class SlowInspector:
+    """Every upload check takes a second, as a storm of hostile uploads would."""
+
+    def __init__(self, inner: PillowImageInspector) -> None:
+        self._inner = inner
+
+    def inspect(self, stream):  # type: ignore[no-untyped-def]
+        time.sleep(1)
+        return self._inner.inspect(stream)
+
+
+def test_a_storm_of_slow_upload_checks_does_not_hold_up_health_and_listing(tmp_path) -> None:
+    settings = embedded_settings(tmp_path, IMAGIFY_RENDER_WORKERS="1")
+    with running_app(settings) as (container, client):
+        ann = login(container, client, "ann", "basic")
+        container.inspector.override(SlowInspector(container.inspector()))
+        container.images.reset()
+        photo = io.BytesIO()
+        Image.new("RGB", (64, 48)).save(photo, "JPEG")
+
+        async def storm() -> tuple[float, float, list[int]]:
+            transport = httpx.ASGITransport(app=client.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
+                statuses: list[int] = []
+
+                async def one() -> None:
+                    files = {"file": ("p.jpg", photo.getvalue(), "image/jpeg")}
+                    statuses.append((await http.post("/api/v1/images", files=files, headers=ann.headers)).status_code)
+
+                async with anyio.create_task_group() as tasks:
+                    for _ in range(60):  # more than anyio's 40 default threads
+                        tasks.start_soon(one)
+                    await anyio.sleep(0.5)
+                    started = time.monotonic()
+                    assert (await http.get("/health/ready")).status_code == 200
+                    ready = time.monotonic() - started
+                    started = time.monotonic()
+                    assert (await http.get("/api/v1/images", headers=ann.headers)).status_code == 200
+                    listing = time.monotonic() - started
+            return ready, listing, statuses
+
+        ready, listing, statuses = anyio.run(storm)
+
+    assert statuses == [201] * 60
+    assert ready < 0.5 and listing < 0.5, (ready, listing)
