@@ -276,3 +276,17 @@ def test_a_storm_of_slow_upload_checks_does_not_hold_up_health_and_listing(tmp_p
 
     assert statuses == [201] * 60
     assert ready < 0.5 and listing < 0.5, (ready, listing)
+
+
+# The Lambda function -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("image", [h for h in CORPUS if not h.renders], ids=lambda h: h.name)
+def test_the_lambda_function_refuses_every_hostile_image_the_renderer_would_choke_on(image: Hostile) -> None:
+    from tests.integration.lambda_endpoint import load_handler
+
+    handler = load_handler()
+    with pytest.raises(handler.Refused) as refused:
+        handler._render(corpus_bytes(image.name), 200, MAX_PIXELS)
+
+    assert refused.value.kind in ("InvalidImage", "ImageTooLarge") and str(refused.value)
