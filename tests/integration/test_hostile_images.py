@@ -182,6 +182,16 @@ def test_a_lossless_webp_lying_about_its_size_is_refused_at_upload(decode_pool: 
         inspector.inspect(io.BytesIO(hostile.lying_webp()))
 
 
+def test_stray_bytes_between_jpeg_segments_are_tolerated_as_libjpeg_does(decode_pool: DecodePool) -> None:
+    data = real_images()["jpeg"]
+    app0_end = 4 + struct.unpack(">H", data[4:6])[0]
+    padded = data[:app0_end] + b"\0\0" + data[app0_end:]
+
+    info = PillowImageInspector(MAX_PIXELS, decode_pool).inspect(io.BytesIO(padded))
+
+    assert (info.content_type, info.width, info.height) == ("image/jpeg", 640, 480)
+
+
 # The budgets -------------------------------------------------------------------------------
 
 

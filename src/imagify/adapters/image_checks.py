@@ -123,8 +123,11 @@ def _jpeg_headers(data: bytes) -> tuple[tuple[int, int, int, list[tuple[int, int
     """(frame header, offset of the first scan): the marker segments up to the first SOS."""
     pos, size, sof = 2, len(data), None
     while pos + 4 <= size:
-        if data[pos] != 0xFF:
-            raise BadStructure(f"the JPEG's headers are corrupt at byte {pos}")
+        if data[pos] != 0xFF:  # stray bytes between segments: libjpeg skips them too
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                break
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
