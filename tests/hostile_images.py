@@ -52,6 +52,14 @@ def scan_bomb_jpeg(scans: int = 3000) -> bytes:
     return _with_size(base[:-2], BIG, BIG) + empty * scans + b"\xff\xd9"
 
 
+def baseline_scan_bomb_jpeg(scans: int = 3000) -> bytes:
+    """A baseline JPEG followed by thousands of scans of all its components: libjpeg refuses
+    a second scan of a single-scan JPEG, so this must fail fast, not cost a pass each."""
+    base = _saved(_noise((256, 256)), "JPEG", quality=90)
+    every = b"\xff\xda\x00\x0c\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00"
+    return base[:-2] + every * scans + b"\xff\xd9"
+
+
 def lying_jpeg() -> bytes:
     """A JPEG whose frame header says 7000x7000 and whose scan data covers 16x16."""
     return _with_size(_saved(_noise((16, 16)), "JPEG", quality=90), BIG, BIG)
@@ -205,6 +213,7 @@ class Hostile:
 
 CORPUS = [
     Hostile("jpeg-scan-bomb", scan_bomb_jpeg, 400, "scans"),
+    Hostile("jpeg-baseline-scan-bomb", baseline_scan_bomb_jpeg, 400, "corrupt"),
     Hostile("jpeg-size-lie", lying_jpeg, 400, "too short for its declared 7000x7000"),
     Hostile("jpeg-truncated", truncated_jpeg, 400, "truncated"),
     Hostile("png-ztxt-bomb", ztxt_bomb_png, 400, "text chunk (zTXt)"),

@@ -43,6 +43,14 @@ def grey_png(side: int, colour: int = 0) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", raw) + png_chunk(b"IEND", b"")
 
 
+def slow_to_check_png() -> bytes:
+    """196 MB of pixels to inflate, then 63 MiB of text: most of a second to check."""
+    png = grey_png(7000, colour=6)
+    text = png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"t" * (1024 * 1024 - 64), 9))
+    at = png.rindex(b"IEND") - 4
+    return png[:at] + text * 63 + png[at:]
+
+
 def real_images() -> dict[str, bytes]:
     def saved(fmt: str, **options: object) -> bytes:
         out = io.BytesIO()
@@ -233,7 +241,7 @@ def test_an_upload_check_past_the_wall_budget_is_refused_as_400_not_500() -> Non
     try:
         pool.start()
         with pytest.raises(NotAnImage, match="took longer than 0.05 s"):
-            inspector.inspect(io.BytesIO(grey_png(7000, colour=6)))
+            inspector.inspect(io.BytesIO(slow_to_check_png()))
     finally:
         pool.close()
 

@@ -23,6 +23,7 @@ MAX_TEXT_CHUNK = 1024 * 1024
 MAX_TEXT_MEMORY = 64 * MAX_TEXT_CHUNK
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_JPEG_PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
 _JPEG_ARITHMETIC = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
 _SOS = re.compile(rb"\xff\xda")  # re's literal search beats bytes.find on JPEG data
@@ -96,8 +97,13 @@ def check_jpeg(data: bytes) -> Layout:
     # lenient, and the search is O(1) instead of a pass over the data).
     end = data.rfind(b"\xff\xd9")
     end = len(data) if end < sos else end
-    # In entropy-coded data every 0xFF is stuffed (FF 00) or a restart marker: FF DA is a scan.
-    scans = sum(1 for _ in itertools.islice(_SOS.finditer(data, sos, end), MAX_JPEG_SCANS + 1))
+    # libjpeg refuses a second scan of a sequential JPEG whose first scan holds every
+    # component ("didn't expect more than one scan"): only the others are searched. In
+    # entropy-coded data every 0xFF is stuffed (FF 00) or a restart marker: FF DA is a scan.
+    multi_scan = kind in _JPEG_PROGRESSIVE or data[sos + 4] < len(components)
+    scans = 1
+    if multi_scan:
+        scans = sum(1 for _ in itertools.islice(_SOS.finditer(data, sos, end), MAX_JPEG_SCANS + 1))
     if scans > MAX_JPEG_SCANS:
         raise BadStructure(
             f"the JPEG has more than {MAX_JPEG_SCANS} scans, more than any encoder writes "
