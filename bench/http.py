@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import httpx
 
+from bench import hostile
 from bench.common import IMAGIFY, PYTHON, Load, Options, Report, Target, get, server, server_cpu_seconds, wrk
 from bench.fixtures import Deployment, deployment, seed
 from imagify.adapters.pillow_render import render_thumbnail
@@ -54,6 +55,7 @@ def run(report: Report, options: Options, workdir: Path, name: str, files: dict[
             if name == "embedded":
                 _cold_thumbnail(report, options, dep, base, files["jpeg12"])
                 _storm(report, options, dep, base, files["jpeg12"])
+                hostile.run(report, options, dep, base)
         if name == "embedded":
             _workers(report, options, dep, log)
         else:

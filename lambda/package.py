@@ -1,4 +1,4 @@
-"""Build the Lambda deployment zip: the handler, the shared render module and Pillow.
+"""Build the Lambda deployment zip: the handler, the shared render modules and Pillow.
 
     python lambda/package.py [--arch x86_64|arm64] [--python 3.12] [--glibc 2.34] [--out ZIP]
 
@@ -29,6 +29,7 @@ ROOT = HERE.parent
 BUILD = HERE / "build"
 DEFAULT_ZIP = BUILD / "imagify-thumbnails.zip"
 RENDER_MODULE = ROOT / "src" / "imagify" / "adapters" / "pillow_render.py"
+CHECKS_MODULE = RENDER_MODULE.with_name("image_checks.py")  # imported by pillow_render
 MIB = 1024 * 1024
 ZIPPED_LIMIT = 50 * MIB  # a direct upload of a .zip
 UNZIPPED_LIMIT = 250 * MIB  # the function's code and layers, unzipped
@@ -101,6 +102,7 @@ def stage(wheel: Path, python: str, staging: Path) -> None:
     (staging / "imagify" / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
     shutil.copy2(RENDER_MODULE, package / "pillow_render.py")
+    shutil.copy2(CHECKS_MODULE, package / "image_checks.py")
     if python == f"{sys.version_info.major}.{sys.version_info.minor}":
         # /var/task is read-only, so the runtime cannot cache bytecode: ship it. Unchecked
         # hashes, because the zip's timestamps are not the sources'.

@@ -29,8 +29,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     token_ttl_seconds: int = 3600
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    # Decoding untrusted images: worker processes, the wall-time budget of each decode (the
+    # upload check and the render) and the memory all decodes may hold at once.
     render_workers: int = 0
     render_timeout_seconds: int = 60
+    decode_memory_mb: int = 1024
     serve_mode: str = "proxy"
     presigned_url_seconds: int = 60
     login_max_failures: int = 5  # per (username, client address)
@@ -52,6 +55,7 @@ _INTS = {
     "max_image_pixels",
     "render_workers",
     "render_timeout_seconds",
+    "decode_memory_mb",
     "presigned_url_seconds",
     "login_max_failures",
     "login_max_failures_per_address",
@@ -127,6 +131,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         "login_max_failures_per_username",
         "login_window_seconds",
         "render_timeout_seconds",
+        "decode_memory_mb",
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{PREFIX}{field.upper()} must be positive")

@@ -20,6 +20,7 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image as PILImage
 
+from imagify.adapters.decode_pool import DecodePool
 from imagify.adapters.s3_storage import make_s3_client, parse_s3_url
 from imagify.adapters.security import Argon2PasswordHasher
 from imagify.adapters.sql.migrate import upgrade
@@ -189,3 +190,12 @@ def login(container: Container, client: TestClient, username: str, *tiers: str) 
     response = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
     assert response.status_code == 201, response.text
     return Account(username, {"Authorization": f"Bearer {response.json()['access_token']}"})
+
+
+@pytest.fixture(scope="session")
+def decode_pool() -> Iterator[DecodePool]:
+    """Two warm decode workers, shared by the tests that inspect or render directly."""
+    pool = DecodePool(2, 30, 1024 * 2**20)
+    pool.start()
+    yield pool
+    pool.close()

@@ -1,25 +1,27 @@
 """A renderer that fails, crashes or hangs: 502 with a clear detail, and the next request renders.
 
 On the embedded and cloud backends. A failure the renderer reports is a wrapper around the real renderer; a
-crash and a hang happen inside the real Pillow renderer's worker (its render function is
-replaced for one call), as a decoder bug or a pathological image would.
+crash and a hang happen inside the real Pillow renderer's worker process (its render function
+is replaced, once across processes, by a marker file), as a decoder bug or a pathological
+image would.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from imagify.adapters import pillow
+from imagify.adapters.pillow import PillowRenderer
 from imagify.domain.errors import RenderFailed
 from imagify.domain.model import RenderedThumbnail
 from imagify.domain.ports import Renderer
 from imagify.entrypoints.container import build_renderer
 from tests.integration.conftest import assert_error, login, running_app, upload
+from tests.integration.faulty_renders import crash_once, hang_once
 
 pytestmark = pytest.mark.integration
 
@@ -47,17 +49,16 @@ class FailsOnce:
         getattr(self._inner, "close", lambda: None)()
 
 
-def once_then_real(first: Callable[..., Any]) -> Callable[..., Any]:
-    """A render function whose first call is `first`, later ones the real one."""
-    real, used, guard = pillow.render_thumbnail, [], threading.Lock()
+def with_render(function: Any, marker: Path) -> Any:
+    """A `prepare` giving the app a Pillow renderer whose worker runs `function` once."""
 
-    def render(*args: Any, **kwargs: Any) -> Any:
-        with guard:
-            fresh = not used
-            used.append(1)
-        return first(*args, **kwargs) if fresh else real(*args, **kwargs)
+    def prepare(container: Any) -> None:
+        settings = container.settings()
+        render = partial(function, str(marker))
+        renderer = PillowRenderer(container.blobs(), container.decode_pool(), settings.max_image_pixels, render)
+        container.renderer.override(renderer)
 
-    return render
+    return prepare
 
 
 def thumbnail_twice(make_settings, prepare=None, **overrides: str):  # type: ignore[no-untyped-def]
@@ -82,7 +83,7 @@ def test_a_render_the_renderer_reports_failed_is_502_and_the_next_request_render
     make_settings,
 ) -> None:
     def prepare(container: Any) -> None:
-        real = build_renderer(container.settings(), container.blobs())
+        real = build_renderer(container.settings(), container.blobs(), container.decode_pool())
         failure = RenderFailed("the thumbnail function failed: out of memory")
         container.renderer.override(FailsOnce(real, failure))
 
@@ -93,30 +94,18 @@ def test_a_render_the_renderer_reports_failed_is_502_and_the_next_request_render
     assert len(keys) == 2 and f"originals/{image_id}" in keys  # the original and one thumbnail
 
 
-def test_a_renderer_crash_is_502_and_the_next_request_renders(
-    make_settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def crash(*args: Any, **kwargs: Any) -> Any:
-        raise MemoryError("cannot allocate the decode buffer")
-
-    monkeypatch.setattr(pillow, "render_thumbnail", once_then_real(crash))
-    first, second, _, _, _ = thumbnail_twice(make_settings)
+def test_a_renderer_crash_is_502_and_the_next_request_renders(make_settings, tmp_path: Path) -> None:
+    first, second, _, _, _ = thumbnail_twice(make_settings, with_render(crash_once, tmp_path / "used"))
 
     assert second.status_code == 200  # the lock was released, the worker pool survived
     assert "render" in assert_error(first, 502)
 
 
-def test_a_render_that_hangs_past_the_timeout_is_502_and_a_later_request_renders(
-    make_settings, monkeypatch: pytest.MonkeyPatch
+def test_a_render_that_hangs_past_the_timeout_is_killed_with_a_502_and_a_later_request_renders(
+    make_settings, tmp_path: Path
 ) -> None:
-    real = pillow.render_thumbnail
-
-    def hang(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(2.5)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pillow, "render_thumbnail", once_then_real(hang))
-    first, second, took, _, _ = thumbnail_twice(make_settings, IMAGIFY_RENDER_TIMEOUT_SECONDS="1")
+    prepare = with_render(hang_once, tmp_path / "used")
+    first, second, took, _, _ = thumbnail_twice(make_settings, prepare, IMAGIFY_RENDER_TIMEOUT_SECONDS="1")
 
     assert second.status_code == 200
     assert "timed out" in assert_error(first, 502)

@@ -94,14 +94,15 @@ def test_the_zip_holds_the_handler_the_render_module_and_pillow_but_not_boto3(
     names = zipfile.ZipFile(host_zip).namelist()
 
     assert "handler.py" in names
-    assert "imagify/adapters/pillow_render.py" in names
+    assert {"imagify/adapters/pillow_render.py", "imagify/adapters/image_checks.py"} <= set(names)
     assert {"imagify/__init__.py", "imagify/adapters/__init__.py"} <= set(names)
     assert any(n.startswith("PIL/_imaging.") and n.endswith(".so") for n in names)
     assert not [n for n in names if n.split("/")[0] in ("boto3", "botocore", "s3transfer")]
     assert not [
         n
         for n in names
-        if n.startswith("imagify/") and "pillow_render" not in n and "__init__" not in n
+        if n.startswith("imagify/")
+        and not any(part in n for part in ("pillow_render", "image_checks", "__init__"))
     ]
     rendered = (ROOT / "src/imagify/adapters/pillow_render.py").read_bytes()
     assert zipfile.ZipFile(host_zip).read("imagify/adapters/pillow_render.py") == rendered

@@ -12,6 +12,7 @@ from typing import BinaryIO
 import pytest
 from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin
 
+from imagify.adapters.decode_pool import DecodePool
 from imagify.adapters.pillow import PillowImageInspector, PillowRenderer
 from imagify.adapters.pillow_render import render_thumbnail
 from imagify.domain.errors import NotAnImage, RenderFailed, TooLarge, UnsupportedFormat
@@ -206,8 +207,8 @@ def test_a_cmyk_jpeg_becomes_an_rgb_jpeg() -> None:
 
 
 @pytest.fixture
-def inspector() -> PillowImageInspector:
-    return PillowImageInspector(MAX_PIXELS)
+def inspector(decode_pool: DecodePool) -> PillowImageInspector:
+    return PillowImageInspector(MAX_PIXELS, decode_pool)
 
 
 @pytest.mark.parametrize(
@@ -316,12 +317,12 @@ def test_a_png_claiming_too_many_pixels_is_too_large_before_any_decoding(
         inspector.inspect(io.BytesIO(png_claiming(20000, 20000)))
 
 
-def test_the_pixel_limit_is_the_configured_one() -> None:
+def test_the_pixel_limit_is_the_configured_one(decode_pool: DecodePool) -> None:
     data = encode(Image.new("RGB", (100, 100)), "PNG")
 
     with pytest.raises(TooLarge):
-        PillowImageInspector(max_pixels=9_999).inspect(io.BytesIO(data))
-    assert PillowImageInspector(max_pixels=10_000).inspect(io.BytesIO(data)).width == 100
+        PillowImageInspector(9_999, decode_pool).inspect(io.BytesIO(data))
+    assert PillowImageInspector(10_000, decode_pool).inspect(io.BytesIO(data)).width == 100
 
 
 # The renderer adapter ------------------------------------------------------------------
@@ -355,7 +356,7 @@ def blobs() -> DictBlobStorage:
 
 @pytest.fixture
 def renderer(blobs: DictBlobStorage) -> Iterator[PillowRenderer]:
-    renderer = PillowRenderer(blobs, workers=2)
+    renderer = PillowRenderer(blobs, DecodePool(2, 60, 1024 * 2**20), MAX_PIXELS)
     yield renderer
     renderer.close()
 

@@ -1,75 +1,138 @@
-"""The in-process Pillow adapters: the upload inspector and the thumbnail renderer."""
+"""The in-process Pillow adapters: the upload inspector and the thumbnail renderer.
+
+Both decode untrusted bytes, so both run in a DecodePool's worker processes: a decode that
+passes the wall-time budget is killed, one larger than the memory budget is refused.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import io
+from collections.abc import Callable
 from typing import BinaryIO
 
+from imagify.adapters import image_checks
+from imagify.adapters.decode_pool import Busy, DecodePool, OverBudget, TimedOut, WorkerDied
+from imagify.adapters.local_storage import LocalBlob
 from imagify.adapters.pillow_render import (
     DECODE_ERRORS,
+    JPEG_DRAFT_GAP,
     ImageTooLarge,
     InvalidImage,
+    Thumbnail,
     UnsupportedImageFormat,
+    contents,
     inspect_image,
     render_thumbnail,
 )
-from imagify.domain.errors import NotAnImage, RenderFailed, TooLarge, UnsupportedFormat
+from imagify.domain.errors import NotAnImage, RenderFailed, TooLarge, Unavailable, UnsupportedFormat
 from imagify.domain.model import ImageInfo, RenderedThumbnail
 from imagify.domain.ports import BlobStorage
 
 
-def _seekable(stream: BinaryIO) -> bool:
-    seekable = getattr(stream, "seekable", None)
-    return bool(seekable and seekable())
+def inspect_in_worker(data: bytes, max_pixels: int) -> tuple[str, int, int]:
+    return inspect_image(io.BytesIO(data), max_pixels)
+
+
+def render_in_worker(source: str | bytes, height: int) -> Thumbnail:
+    """Render from a local file's path (read by the worker) or from the original's bytes."""
+    if isinstance(source, str):
+        with open(source, "rb") as fp:
+            return render_thumbnail(fp, height)
+    return render_thumbnail(source, height)
+
+
+def _layout(data: bytes) -> image_checks.Layout | None:
+    """What the headers say, or None when the worker is to find out what the file is."""
+    try:
+        return image_checks.layout(data)
+    except image_checks.BadStructure:
+        return None
 
 
 class PillowImageInspector:
-    def __init__(self, max_pixels: int) -> None:
+    def __init__(self, max_pixels: int, pool: DecodePool) -> None:
         self._max_pixels = max_pixels
+        self._pool = pool
 
     def inspect(self, stream: BinaryIO) -> ImageInfo:
+        stream.seek(0)
+        data = stream.read()
+        stream.seek(0)
+        # The upload check decodes a JPEG at 1/8 scale and never expands PNG or WebP pixels;
+        # an image over the pixel limit is refused from its header.
+        layout = _layout(data)
+        estimate = image_checks.INFLATE_STEP
+        if layout and layout.format == "JPEG" and layout.width * layout.height <= self._max_pixels:
+            estimate = image_checks.decode_bytes(layout, 8)
         try:
-            content_type, width, height = inspect_image(stream, self._max_pixels)
+            content_type, width, height = self._pool.run(
+                inspect_in_worker, data, self._max_pixels, estimate=estimate
+            )
         except UnsupportedImageFormat as e:
             raise UnsupportedFormat(str(e)) from None
         except InvalidImage as e:
             raise NotAnImage(str(e)) from None
-        except ImageTooLarge as e:
-            raise TooLarge(str(e)) from None
+        except (ImageTooLarge, OverBudget) as e:
+            raise TooLarge(f"the image is refused: {e}") from None
+        except TimedOut as e:
+            raise NotAnImage(f"the image is refused: checking it {e} (a decoding bomb?)") from None
+        except (WorkerDied, MemoryError) as e:
+            raise TooLarge(f"the image is refused: checking it needs too much memory ({e})") from None
+        except Busy as e:
+            raise Unavailable(str(e)) from None
         return ImageInfo(content_type, width, height)
 
 
 class PillowRenderer:
-    """Renders in a bounded pool of worker threads; Pillow releases the GIL while it works."""
+    """Renders in the decode pool's worker processes."""
 
-    def __init__(self, blobs: BlobStorage, workers: int = 0, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        blobs: BlobStorage,
+        pool: DecodePool,
+        max_pixels: int,
+        render: Callable[[str | bytes, int], Thumbnail] = render_in_worker,
+    ) -> None:
         self._blobs = blobs
-        self._timeout = timeout
-        self._workers = workers or os.cpu_count() or 1
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._pool = pool
+        self._max_pixels = max_pixels
+        self._render = render
 
     def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
         blob = self._blobs.open(source_key)
         try:
-            # A local file is decoded straight from disk (Pillow reads only what it needs,
-            # and the original is never held in memory whole); a network stream cannot seek,
-            # so it is read into memory first.
-            source = blob.stream if _seekable(blob.stream) else blob.stream.read()
-            thumb = self._pool().submit(render_thumbnail, source, height).result(self._timeout)
-        except TimeoutError:  # before DECODE_ERRORS: TimeoutError is an OSError
-            # The worker thread cannot be stopped; it finishes (or fails) on its own, and
-            # the pool stays bounded. The request is answered now.
-            raise RenderFailed(
-                f"the thumbnail render timed out after {self._timeout:g} s; try again"
-            ) from None
-        except DECODE_ERRORS as e:
-            raise RenderFailed(f"could not render the thumbnail: {e}") from e
+            # A local file is read by the worker from its path; a network stream is read here.
+            if isinstance(blob, LocalBlob):
+                source: str | bytes = str(blob.path)
+                head = contents(blob.stream)
+            else:
+                source = head = blob.stream.read()
         finally:
             blob.stream.close()
+        layout = _layout(head)
+        estimate = 0  # the worker refuses what has no header we know before decoding it
+        if layout is not None:
+            if layout.width * layout.height > self._max_pixels:
+                raise TooLarge(
+                    f"the original is {layout.width}x{layout.height} pixels, more than the "
+                    f"limit of {self._max_pixels}: it cannot be rendered"
+                )
+            estimate = image_checks.decode_bytes(layout, _draft_scale(layout, height))
+        try:
+            thumb = self._pool.run(self._render, source, height, estimate=estimate)
+        except OverBudget as e:
+            raise TooLarge(f"the thumbnail cannot be rendered: {e}") from None
+        except Busy as e:
+            raise Unavailable(str(e)) from None
+        except TimedOut:
+            raise RenderFailed(
+                f"the thumbnail render timed out after {self._pool.timeout:g} s; try again"
+            ) from None
+        except (WorkerDied, MemoryError) as e:
+            raise RenderFailed(f"could not render the thumbnail: out of memory ({e})") from None
+        except DECODE_ERRORS as e:
+            raise RenderFailed(f"could not render the thumbnail: {e}") from e
         self._blobs.put(target_key, thumb.data, thumb.content_type)
         return RenderedThumbnail(
             content_type=thumb.content_type,
@@ -80,15 +143,14 @@ class PillowRenderer:
         )
 
     def close(self) -> None:
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
+        self._pool.close()
 
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self._workers, thread_name_prefix="imagify-render"
-                )
-            return self._executor
+
+def _draft_scale(layout: image_checks.Layout, height: int) -> int:
+    """The 1/n scale render_thumbnail's JPEG draft decodes at (1 for other formats)."""
+    if layout.format != "JPEG":
+        return 1
+    out_h = min(height, layout.height)
+    out_w = max(1, round(layout.width * out_h / layout.height))
+    room = min(layout.width / (out_w * JPEG_DRAFT_GAP), layout.height / (out_h * JPEG_DRAFT_GAP))
+    return next((s for s in (8, 4, 2) if s <= room), 1)

@@ -7,13 +7,16 @@ standard library and Pillow.
 from __future__ import annotations
 
 import io
-import os
+import mmap
 import struct
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
+
+from imagify.adapters import image_checks
+from imagify.adapters.image_checks import BadStructure
 
 # We enforce our own pixel limit from the header in inspect_image, before anything is
 # decoded; Pillow's global limit would only get in the way of a larger configured one.
@@ -77,63 +80,63 @@ class Thumbnail:
     height: int
 
 
-PNG_INFLATE_STEP = 1024 * 1024  # bytes of pixels inflated (and dropped) at a time
-
-
 def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
-    """(content_type, width, height as stored) of a JPEG, PNG or WebP that fully decodes."""
-    stream.seek(0)
+    """(content_type, width, height as stored) of a JPEG, PNG or WebP that rendering can decode.
+
+    Nothing is decoded whole: the structure is checked as the decoder will parse it (see
+    image_checks), and a JPEG is then decoded at 1/8 scale. PNG and WebP have no reduced
+    decode, so their pixels are never expanded here.
+    """
+    data = contents(stream)
     try:
-        im = Image.open(stream, formats=SUPPORTED)
-    except DECODE_ERRORS as e:
-        raise _not_supported(stream, e) from None
-    with im:
-        fmt = im.format or ""
-        width, height = im.size
+        # Our own header parse first: hostile structure never reaches Pillow's parsers here.
+        layout = image_checks.layout(data)
+    except BadStructure:
+        layout = None
+    if layout is None:
+        stream.seek(0)
+        try:
+            with Image.open(stream, formats=SUPPORTED) as im:
+                layout = image_checks.Layout(im.format or "", *im.size, 4)
+        except DECODE_ERRORS as e:
+            raise _not_supported(stream, e) from None
+    width, height = layout.width, layout.height
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"the image is {width}x{height} = {width * height} pixels, "
             f"more than the limit of {max_pixels}"
         )
+    try:
+        image_checks.check(data, deep=True)
+    except BadStructure as e:
+        raise InvalidImage(f"the image is refused: {e}") from None
     stream.seek(0)
     try:
         with Image.open(stream, formats=SUPPORTED) as im:
-            if fmt == "PNG":
-                im.verify()  # every chunk's CRC through IEND, without inflating the pixels
-                _check_png_data(stream)
-            elif fmt in ("JPEG", "MPO"):
+            fmt = im.format or ""
+            if im.size != (width, height):
+                raise InvalidImage(f"the image's headers disagree on its size: {width}x{height} or {im.size}")
+            if fmt in ("JPEG", "MPO"):
                 im.draft("L", (1, 1))  # libjpeg still reads every scan, but at 1/8 scale
-                im.load()
-            else:
                 im.load()
     except DECODE_ERRORS as e:
         raise InvalidImage(f"the file is not an image or is corrupt/truncated: {e}") from None
     return CONTENT_TYPES[fmt], width, height
 
 
-def _check_png_data(stream: BinaryIO) -> None:
-    """Inflate the IDAT stream in bounded steps, keeping nothing: valid CRCs around broken
-    deflate data would otherwise pass the upload and fail every render."""
-    stream.seek(8)  # past the signature, which Image.open already checked
-    inflater = zlib.decompressobj()
-    while header := stream.read(8):
-        if len(header) < 8:
-            break
-        length, kind = struct.unpack(">I4s", header)
-        if kind == b"IEND":
-            break
-        data = stream.read(length)
-        stream.seek(4, os.SEEK_CUR)  # the CRC, already checked by verify()
-        if kind != b"IDAT" or inflater.eof:
-            continue
+def contents(fp: BinaryIO) -> bytes:
+    """The whole file, mapped rather than copied when it is one on disk."""
+    if isinstance(fp, io.BytesIO):
+        return fp.getvalue()
+    if isinstance(fp, (io.BufferedReader, io.FileIO)):
         try:
-            while data and not inflater.eof:
-                inflater.decompress(data, PNG_INFLATE_STEP)
-                data = inflater.unconsumed_tail
-        except zlib.error as e:
-            raise InvalidImage(f"the file is not an image or is corrupt: PNG data: {e}") from None
-    if not inflater.eof:
-        raise InvalidImage("the file is not an image or is corrupt: the PNG data is truncated")
+            return mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)  # type: ignore[return-value]
+        except (OSError, ValueError):  # empty, or not a regular file
+            pass
+    fp.seek(0)
+    data = fp.read()
+    fp.seek(0)
+    return data
 
 
 def _not_supported(stream: BinaryIO, error: Exception) -> Exception:
@@ -169,6 +172,8 @@ def render_thumbnail(source: bytes | BinaryIO, height: int) -> Thumbnail:
     if height < 1:
         raise ValueError(f"height must be at least 1, got {height}")
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    # Scans, frames and text chunks first: what no encoder writes is refused before decoding.
+    image_checks.check(source if isinstance(source, bytes) else contents(fp))
     with Image.open(fp, formats=SUPPORTED) as im:
         fmt = "JPEG" if im.format == "MPO" else (im.format or "")
         # getexif() parses the header only (a PNG may load; PNG has no shrink-on-load anyway).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,6 +17,7 @@ from imagify.adapters.change_counters import MappedChangeCounters, NoChangeCount
 from imagify.adapters.lambda_renderer import LambdaRenderer, make_lambda_client
 from imagify.adapters.local_storage import LocalFolderBlobStorage
 from imagify.adapters.memory_throttle import MemoryLoginThrottle
+from imagify.adapters.decode_pool import DecodePool
 from imagify.adapters.pillow import PillowImageInspector, PillowRenderer
 from imagify.adapters.redis_links import RedisLinkStore, make_async_redis, make_redis
 from imagify.adapters.redis_locks import RedisLockManager
@@ -75,7 +77,14 @@ def build_locks(settings: Settings, redis_client: redis.Redis | None) -> LockMan
     return local
 
 
-def build_renderer(settings: Settings, blobs: BlobStorage) -> Renderer:
+def build_decode_pool(settings: Settings) -> DecodePool:
+    """Worker processes for every decode of untrusted bytes, started on first use."""
+    return DecodePool(
+        settings.render_workers, settings.render_timeout_seconds, settings.decode_memory_mb * 2**20
+    )
+
+
+def build_renderer(settings: Settings, blobs: BlobStorage, pool: DecodePool) -> Renderer:
     if settings.renderer == "lambda":
         if not settings.lambda_function:
             raise SettingsError("IMAGIFY_RENDERER=lambda needs IMAGIFY_LAMBDA_FUNCTION")
@@ -87,7 +96,7 @@ def build_renderer(settings: Settings, blobs: BlobStorage) -> Renderer:
         bucket, prefix = parse_s3_url(settings.storage_url)
         client = make_lambda_client(settings.lambda_endpoint_url)
         return LambdaRenderer(client, settings.lambda_function, bucket, prefix)
-    return PillowRenderer(blobs, settings.render_workers, settings.render_timeout_seconds)
+    return PillowRenderer(blobs, pool, settings.max_image_pixels)
 
 
 def build_change_counters(settings: Settings, redis_client: redis.Redis | None) -> ChangeCounters:
@@ -142,10 +151,11 @@ class Container(containers.DeclarativeContainer):
     blobs = providers.Singleton(build_blob_storage, settings)
     redis = providers.Singleton(build_redis, settings)
     links = providers.Singleton(build_link_store, redis, engine)
-    renderer = providers.Singleton(build_renderer, settings, blobs)
+    decode_pool = providers.Singleton(build_decode_pool, settings)
+    renderer = providers.Singleton(build_renderer, settings, blobs, decode_pool)
     metrics = providers.Singleton(Metrics)
     metered_renderer = providers.Singleton(MeteredRenderer, renderer, metrics)
-    inspector = providers.Singleton(PillowImageInspector, settings.provided.max_image_pixels)
+    inspector = providers.Singleton(PillowImageInspector, settings.provided.max_image_pixels, decode_pool)
     locks = providers.Singleton(build_locks, settings, redis)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(SecretsIdGenerator)
@@ -170,10 +180,23 @@ class Container(containers.DeclarativeContainer):
     login_throttle = providers.Singleton(build_login_throttle, settings, redis)
 
 
+def warm_decode_pool(container: Container) -> None:
+    """Start the decode workers in the background, so the first upload does not wait for them."""
+
+    def start() -> None:
+        try:
+            container.decode_pool().start()
+        except Exception:  # the first decode will try again, and say why if it cannot
+            log.warning("could not start the decode workers", exc_info=True)
+
+    threading.Thread(target=start, name="imagify-decode-warmup", daemon=True).start()
+
+
 def shutdown(container: Container) -> None:
     """Release the long-lived clients that were built: render pool, database pool, Redis."""
     for name, release in (
         ("renderer", lambda: getattr(container.renderer(), "close", lambda: None)()),
+        ("decode pool", lambda: container.decode_pool().close()),
         ("engine", lambda: container.engine().dispose()),
         ("redis", lambda: (client := container.redis()) is not None and client.close()),
     ):

@@ -12,7 +12,13 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
 from imagify.entrypoints.console.routes import console_router
-from imagify.entrypoints.container import Container, build_container, close_async_clients, shutdown
+from imagify.entrypoints.container import (
+    Container,
+    build_container,
+    close_async_clients,
+    shutdown,
+    warm_decode_pool,
+)
 from imagify.entrypoints.http.deps import DEPENDENCIES
 from imagify.entrypoints.http.errors import HANDLERS
 from imagify.entrypoints.http.observability import instrument, metrics_endpoint
@@ -87,6 +93,7 @@ def create_app(container: Container) -> Litestar:
         logging_config=LoggingConfig(configure_root_logger=False, formatters={"standard": {"()": JsonFormatter}}),
         state=State({"container": container, "pages": EncodedPages()}),
         request_max_body_size=settings.max_upload_bytes + FORM_OVERHEAD + 1,
+        on_startup=[lambda: warm_decode_pool(container)],
         on_shutdown=[lambda: shutdown(container), partial(close_async_clients, container)],
     )
     return instrument(app, container.metrics())

@@ -62,19 +62,28 @@ def redirects_of(request: Request) -> Redirects:
     return Redirects(container.blobs(), settings.presigned_url_seconds)
 
 
-# Thumbnail requests that miss memory wait for their render in threads of their own, at
-# most this many at once (more wait on the event loop, holding no thread). The renders
-# run in the renderer's pool of one thread per core, so a storm of first GETs queues
-# there instead of taking the worker threads that logins, uploads and reads need.
-RENDER_WAITS = 64
+# Uploads (their check) and thumbnail renders that miss memory decode in the decode pool's
+# worker processes, and wait for them in threads of their own: per kind, at most this many
+# per decode worker (IMAGIFY_RENDER_WORKERS, default one per core) and at least the floor.
+# More wait on the event loop, holding no thread, so a storm of hostile uploads or first
+# GETs queues here instead of taking the default threads that logins, listings and token
+# checks need.
+DECODE_WAITS_PER_WORKER = 8
+DECODE_WAITS_FLOOR = {"render": 64, "upload": 16}
+
+
+def decode_waits(request: Request, kind: str) -> anyio.CapacityLimiter:
+    state = request.app.state
+    limiter = state.get(f"{kind}_waits")
+    if limiter is None:  # made on the serving event loop, on first use
+        workers = root(request).decode_pool().workers
+        size = max(DECODE_WAITS_FLOOR[kind], DECODE_WAITS_PER_WORKER * workers)
+        limiter = state[f"{kind}_waits"] = anyio.CapacityLimiter(size)
+    return limiter  # type: ignore[no-any-return]
 
 
 def render_waits(request: Request) -> anyio.CapacityLimiter:
-    state = request.app.state
-    limiter = state.get("render_waits")
-    if limiter is None:  # made on the serving event loop, on first use
-        limiter = state.render_waits = anyio.CapacityLimiter(RENDER_WAITS)
-    return limiter  # type: ignore[no-any-return]
+    return decode_waits(request, "render")
 
 
 class ImageController(Controller):
@@ -96,7 +105,8 @@ class ImageController(Controller):
         upload = await receive_upload(request, settings.max_upload_bytes)
         try:
             image = await anyio.to_thread.run_sync(
-                images.upload, user, upload.filename, upload.file, upload.size
+                images.upload, user, upload.filename, upload.file, upload.size,
+                limiter=decode_waits(request, "upload"),
             )
         finally:
             upload.file.close()
