@@ -16,6 +16,7 @@ from imagify.domain.model import Image
 from imagify.domain.ports import StoredBlob
 from imagify.domain.services.images import ImageService
 from imagify.entrypoints.http.errors import error_response
+from imagify.entrypoints.http.numbers import ascii_int
 from imagify.entrypoints.http.observability import scope_header
 from imagify.entrypoints.http.schemas import ErrorOut
 
@@ -116,20 +117,21 @@ def requested_span(request: Request, etag: str, size: int) -> Span | None:
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, dash, last = spec.strip().partition("-")
-    first, last = first.strip(), last.strip()
-    if not dash or not (first.isdigit() or (not first and last.isdigit())):
+    first_text, dash, last_text = spec.strip().partition("-")
+    first, last = ascii_int(first_text.strip()), ascii_int(last_text.strip())
+    if not dash or (first is None and last is None):
+        return None  # also numbers in other digits than 0-9, or too long to be a position
+    if last is None and last_text.strip():
         return None
-    if last and not last.isdigit():
-        return None
-    if not first:  # a suffix: the last N bytes
-        suffix = int(last)
-        if suffix == 0 or size == 0:
+    if first is None:
+        if first_text.strip():
+            return None
+        if last == 0 or size == 0:  # a suffix: the last N bytes
             return UNSATISFIABLE
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if last and end < start:
+        return max(0, size - last), size - 1  # type: ignore[operator]
+    start = first
+    end = last if last is not None else size - 1
+    if last is not None and end < start:
         return None  # invalid syntax, so ignored
     if start >= size:
         return UNSATISFIABLE
@@ -147,7 +149,7 @@ def blob_response(
         blob.stream.close()
         headers = {"Content-Range": f"bytes */{blob.size}", "Accept-Ranges": "bytes"}
         return error_response(
-            416, f"the range {request.headers.get('range')!r} is outside the {blob.size} bytes", headers
+            416, f"the range {request.headers.get('range', '')[:100]!r} is outside the {blob.size} bytes", headers
         )
     status, start, length = 200, 0, blob.size
     if span is not None:

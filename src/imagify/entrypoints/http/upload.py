@@ -10,9 +10,12 @@ import multipart
 from litestar import Request
 
 from imagify.domain.errors import InvalidInput, TooLarge, UnsupportedFormat
+from imagify.entrypoints.http.numbers import ascii_int
 
 SPOOL_IN_MEMORY = 1024 * 1024
 FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and small fields around the file
+MAX_PARTS = 32
+MAX_HEADERS = 16  # per part
 
 
 @dataclass
@@ -33,8 +36,12 @@ async def receive_upload(request: Request, max_bytes: int) -> Upload:
             "send the image as multipart/form-data with the image in the field 'file'"
         )
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + FORM_OVERHEAD:
-        raise _too_large(max_bytes)
+    if declared is not None:
+        length = ascii_int(declared.strip())
+        if length is None:
+            raise InvalidInput(f"the Content-Length header must be a number of bytes, got {declared[:40]!r}")
+        if length > max_bytes + FORM_OVERHEAD:
+            raise _too_large(max_bytes)
 
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
     filename: str | None = None
@@ -43,7 +50,7 @@ async def receive_upload(request: Request, max_bytes: int) -> Upload:
     writing = False
     try:
         parser = multipart.PushMultipartParser(
-            options["boundary"], max_header_count=16, max_segment_count=32
+            options["boundary"], max_header_count=MAX_HEADERS, max_segment_count=MAX_PARTS
         )
         with parser:  # leaving the block checks the body was complete
             async for chunk in request.stream():
@@ -61,9 +68,15 @@ async def receive_upload(request: Request, max_bytes: int) -> Upload:
                         if spool.tell() + len(event) > max_bytes:
                             raise _too_large(max_bytes)
                         spool.write(event)
-    except multipart.ParserError as error:
+    except multipart.ParserLimitReached as error:
         spool.close()
-        raise InvalidInput(f"the multipart body is malformed: {error}") from None
+        raise InvalidInput(
+            f"the multipart body has too many parts or part headers, or too long a header ({error}): "
+            f"send one part 'file' of at most {MAX_HEADERS} headers"
+        ) from None
+    except multipart.MultipartError as error:
+        spool.close()
+        raise InvalidInput(f"the multipart body is malformed ({error}): send the image in the field 'file'") from None
     except BaseException:
         spool.close()
         raise

@@ -16,6 +16,7 @@ from imagify.domain.model import User
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.http.deps import SECURITY, USER, base_url, encoded_pages, provide_user, root
+from imagify.entrypoints.http.numbers import ascii_int
 from imagify.entrypoints.http.openapi_docs import LinkOperation, UploadOperation, errors, image_bytes_operation
 from imagify.entrypoints.http.responses import (
     RANGE_ERROR,
@@ -33,6 +34,7 @@ from imagify.settings import Settings
 
 THUMBNAIL_CACHE = "private, max-age=86400"
 ORIGINAL_CACHE = "private, max-age=3600"
+MAX_HEIGHT_DIGITS = 5  # 1..4096, and a few leading zeros at most
 
 
 class Redirects:
@@ -136,14 +138,15 @@ class ImageController(Controller):
     )
     async def thumbnail(self, request: Request, image_id: FromPath[str], height: FromPath[str]) -> Response:
         user = await provide_user(request)
-        if not height.isdigit():  # a path segment: say what is wrong instead of a bare 404
-            raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height!r}")
+        pixels = ascii_int(height, max_digits=MAX_HEIGHT_DIGITS)
+        if pixels is None:  # a path segment: say what is wrong instead of a bare 404
+            raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height[:40]!r}")
         images, redirects = root(request).images(), redirects_of(request)
         # From memory on the event loop when it can be (no I/O), else in a worker thread.
-        rendition = images.known_thumbnail(user, image_id, int(height))
+        rendition = images.known_thumbnail(user, image_id, pixels)
         if rendition is None:
             rendition = await anyio.to_thread.run_sync(
-                images.thumbnail, user, image_id, int(height), limiter=render_waits(request)
+                images.thumbnail, user, image_id, pixels, limiter=render_waits(request)
             )
         if not_modified(request, rendition.etag):
             return not_modified_response(rendition.etag, THUMBNAIL_CACHE)
