@@ -30,6 +30,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_image_pixels: int = 50_000_000
     render_workers: int = 0
     render_timeout_seconds: int = 60
+    body_idle_timeout_seconds: int = 30
     serve_mode: str = "proxy"
     presigned_url_seconds: int = 60
     login_max_failures: int = 5
@@ -48,6 +49,7 @@ _INTS = {
     "max_image_pixels",
     "render_workers",
     "render_timeout_seconds",
+    "body_idle_timeout_seconds",
     "presigned_url_seconds",
     "login_max_failures",
     "login_window_seconds",
@@ -117,6 +119,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         "login_max_failures",
         "login_window_seconds",
         "render_timeout_seconds",
+        "body_idle_timeout_seconds",
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{PREFIX}{field.upper()} must be positive")

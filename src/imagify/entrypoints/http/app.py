@@ -12,14 +12,13 @@ from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecuritySch
 
 from imagify.entrypoints.container import Container, build_container, close_async_clients, shutdown
 from imagify.entrypoints.http.deps import DEPENDENCIES
-from imagify.entrypoints.http.errors import HANDLERS
+from imagify.entrypoints.http.errors import HANDLERS, MAX_JSON_BODY
 from imagify.entrypoints.http.observability import instrument, metrics_endpoint
 from imagify.entrypoints.http.routes.admin import TierController, UserController
 from imagify.entrypoints.http.routes.docs import docs_assets, docs_page
 from imagify.entrypoints.http.routes.images import ImageController
 from imagify.entrypoints.http.routes.public import follow_link, issue_token, live, me, ready
 from imagify.entrypoints.http.schemas import EncodedPages
-from imagify.entrypoints.http.upload import FORM_OVERHEAD
 from imagify.logs import configure_logging
 from imagify.settings import load_settings
 
@@ -71,7 +70,7 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi_config(),
         state=State({"container": container, "pages": EncodedPages()}),
-        request_max_body_size=settings.max_upload_bytes + FORM_OVERHEAD + 1,
+        request_max_body_size=MAX_JSON_BODY,  # the upload route has its own, from settings
         on_shutdown=[lambda: shutdown(container), partial(close_async_clients, container)],
     )
     return instrument(app, container.metrics())

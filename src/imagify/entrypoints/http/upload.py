@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import IO
 
+import anyio
 import multipart
 from litestar import Request
+from litestar.exceptions import HTTPException
 
 from imagify.domain.errors import InvalidInput, TooLarge, UnsupportedFormat
 from imagify.entrypoints.http.numbers import ascii_int
@@ -29,7 +32,29 @@ def _too_large(limit: int) -> TooLarge:
     return TooLarge(f"the upload is larger than the limit of {limit} bytes")
 
 
-async def receive_upload(request: Request, max_bytes: int) -> Upload:
+async def _chunks(request: Request, idle_seconds: int) -> AsyncIterator[bytes]:
+    """The body's chunks; a 408 when the client sends nothing for `idle_seconds`."""
+    stream = request.stream()
+    try:
+        while True:
+            try:
+                with anyio.fail_after(idle_seconds):
+                    chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                unit = "second" if idle_seconds == 1 else "seconds"
+                raise HTTPException(
+                    status_code=408,
+                    detail=f"the upload sent nothing for {idle_seconds} {unit}: send the body without pausing",
+                    headers={"Connection": "close"},
+                ) from None
+            yield chunk
+    finally:
+        await stream.aclose()
+
+
+async def receive_upload(request: Request, max_bytes: int, idle_seconds: int) -> Upload:
     content_type, options = multipart.parse_options_header(request.headers.get("content-type", ""))
     if content_type != "multipart/form-data" or not options.get("boundary"):
         raise UnsupportedFormat(
@@ -53,7 +78,7 @@ async def receive_upload(request: Request, max_bytes: int) -> Upload:
             options["boundary"], max_header_count=MAX_HEADERS, max_segment_count=MAX_PARTS
         )
         with parser:  # leaving the block checks the body was complete
-            async for chunk in request.stream():
+            async for chunk in _chunks(request, idle_seconds):
                 received += len(chunk)
                 if received > max_bytes + FORM_OVERHEAD:
                     raise _too_large(max_bytes)

@@ -87,13 +87,14 @@ class ImageController(Controller):
         "/",
         status_code=201,
         operation_class=UploadOperation,
-        responses=errors(400, 401, 413, 415, 503),
+        responses=errors(400, 401, 408, 413, 415, 503),
         summary="Upload an image (multipart, field 'file')",
+        request_max_body_size=None,  # receive_upload holds it to the settings' upload limit
     )
     async def upload(
         self, request: Request, user: NamedDependency[User], images: NamedDependency[ImageService], settings: NamedDependency[Settings]
     ) -> ImageOut:
-        upload = await receive_upload(request, settings.max_upload_bytes)
+        upload = await receive_upload(request, settings.max_upload_bytes, settings.body_idle_timeout_seconds)
         try:
             image = await anyio.to_thread.run_sync(
                 images.upload, user, upload.filename, upload.file, upload.size
