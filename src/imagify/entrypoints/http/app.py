@@ -51,7 +51,6 @@ def openapi_config() -> OpenAPIConfig:
 
 
 def create_app(container: Container) -> Litestar:
-    settings = container.settings()
     app = Litestar(
         route_handlers=[
             ImageController,
