@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     render_workers: int = 0
     render_timeout_seconds: int = 60
     decode_memory_mb: int = 1024
+    body_idle_timeout_seconds: int = 30
     serve_mode: str = "proxy"
     presigned_url_seconds: int = 60
     login_max_failures: int = 5  # per (username, client address)
@@ -56,6 +57,7 @@ _INTS = {
     "render_workers",
     "render_timeout_seconds",
     "decode_memory_mb",
+    "body_idle_timeout_seconds",
     "presigned_url_seconds",
     "login_max_failures",
     "login_max_failures_per_address",
@@ -132,6 +134,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         "login_window_seconds",
         "render_timeout_seconds",
         "decode_memory_mb",
+        "body_idle_timeout_seconds",
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{PREFIX}{field.upper()} must be positive")

@@ -55,7 +55,7 @@ VALUES = {
     "file_path": "swagger-ui.css",
     "path": "openapi.json",
 }
-IGNORED_METHODS = {"OPTIONS", "HEAD"}  # Litestar answers these itself, with no body or data
+IGNORED_METHODS = {"OPTIONS"}  # Litestar answers it itself, with no body or data
 
 
 def operations(app, **values: str) -> list[tuple[str, str, str]]:
@@ -67,9 +67,22 @@ def operations(app, **values: str) -> list[tuple[str, str, str]]:
         missing = [n for n in names if n not in {**VALUES, **values}]
         assert not missing, f"{route.path}: give the parameters {missing} a value in VALUES"
         path = PARAM.sub(lambda m: {**VALUES, **values}[m.group(1)], route.path)
-        for method in sorted(route.methods - IGNORED_METHODS):
+        methods = route.methods - IGNORED_METHODS
+        if "GET" in methods:
+            methods |= {"HEAD"}  # wherever GET works, HEAD must answer the same, without a body
+        for method in sorted(methods):
             found.append((method, path, route.path))
     return found
+
+
+def assert_refusal(response, method: str, status: int) -> str:
+    """assert_error, or for HEAD the same status and JSON headers with an empty body."""
+    if method != "HEAD":
+        return assert_error(response, status)
+    assert response.status_code == status, (method, response.status_code)
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    assert response.content == b"" and int(response.headers["content-length"]) > 0, response.headers
+    return ""
 
 
 def protected(app, **values: str) -> list[tuple[str, str, str]]:
@@ -146,14 +159,14 @@ def bad_headers(make_user, container, settings):
 def test_every_protected_route_refuses_a_bad_credential_with_a_401(client, bad_headers, kind):
     headers = bad_headers[kind]
     ops = protected(client.app)
-    assert len(ops) >= 17, ops  # the images, me and admin routes, at least
+    assert len(ops) >= 17 + 7, ops  # the images, me and admin routes, at least, and HEAD on each GET
     wrong = []
     for method, path, _ in ops:
         response = client.request(method, path, headers=headers)
         if response.status_code != 401:
             wrong.append((method, path, response.status_code, response.text[:200]))
             continue
-        assert_error(response, 401)
+        assert_refusal(response, method, 401)
         assert response.headers["WWW-Authenticate"] == "Bearer"
     assert not wrong, wrong
 
@@ -176,10 +189,11 @@ def test_a_non_admin_gets_403_on_every_admin_route_and_changes_nothing(client, m
                        "tiers": ["basic"], "is_admin": True},
               "PUT": {"permissions": ["thumbnail:10"]}, "PATCH": {"is_admin": True, "permissions": []}}
     admin_ops = [op for op in protected(client.app) if op[2].startswith("/api/v1/admin")]
-    assert len(admin_ops) >= 11, admin_ops
+    assert len(admin_ops) >= 11 + 4, admin_ops
     for method, path, _ in admin_ops:
         response = client.request(method, path, headers=ann.headers, json=bodies.get(method))
-        assert "admin" in assert_error(response, 403), (method, path)
+        detail = assert_refusal(response, method, 403)
+        assert method == "HEAD" or "admin" in detail, (method, path)
     after = ([(t.name, t.permissions.sorted()) for t in admin.list_tiers()], admin.list_users(None, 100))
     assert after == before
     assert client.get("/api/v1/me", headers=ann.headers).json()["is_admin"] is False
@@ -195,12 +209,12 @@ def test_another_users_image_is_404_on_every_image_route_exactly_like_a_missing_
     intruder = make_user("mallory", tier)
     body = {"seconds": 300}
     image_ops = [op for op in protected(client.app, height="400") if "{image_id" in op[2]]
-    assert len(image_ops) >= 5, image_ops
+    assert len(image_ops) >= 5 + 3, image_ops
     for method, path, route in image_ops:
         theirs = client.request(method, path.replace(SOME_ID, bobs), headers=intruder.headers, json=body)
         missing = client.request(method, path, headers=intruder.headers, json=body)
-        detail = assert_error(theirs, 404)
-        assert detail.replace(bobs, SOME_ID) == assert_error(missing, 404), route
+        detail = assert_refusal(theirs, method, 404)
+        assert detail.replace(bobs, SOME_ID) == assert_refusal(missing, method, 404), route
     # Nothing of bob's was touched, and bob still sees everything.
     assert client.get(f"/api/v1/images/{bobs}", headers=bob.headers).status_code == 200
     assert client.get(f"/api/v1/images/{bobs}/original", headers=bob.headers).status_code == 200

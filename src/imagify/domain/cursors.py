@@ -20,7 +20,9 @@ def decode_cursor_text(cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     if not text:
-        raise InvalidInput(
-            "'cursor' is not valid: pass the next_cursor of a previous page unchanged"
-        )
+        raise invalid_cursor()
     return text
+
+
+def invalid_cursor() -> InvalidInput:
+    return InvalidInput("'cursor' is not valid: pass the next_cursor of a previous page unchanged")

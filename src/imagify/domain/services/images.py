@@ -7,7 +7,7 @@ import logging
 import time
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from imagify.domain.cursors import decode_cursor_text, encode_cursor_text
@@ -65,8 +65,11 @@ def decode_cursor(cursor: str) -> Cursor:
     text = decode_cursor_text(cursor)
     try:
         created_at, image_id = text.split("|", 1)
-        return Cursor(datetime.fromisoformat(created_at), image_id)
-    except ValueError:
+        when = datetime.fromisoformat(created_at)
+        if when.tzinfo is None:  # every cursor handed out is in UTC
+            raise ValueError(created_at)
+        return Cursor(when.astimezone(UTC), image_id)
+    except (ValueError, OverflowError):  # year 1 or 9999 with an offset leaves the calendar
         raise InvalidInput(
             "'cursor' is not valid: pass the next_cursor of a previous page unchanged"
         ) from None

@@ -32,7 +32,7 @@ from imagify.entrypoints.http.throttle import (
     throttled_login,
     throttled_password_change,
 )
-from imagify.entrypoints.http.upload import receive_upload
+from imagify.entrypoints.http.routes.images import store_upload
 
 PAGE_SIZE = 24
 LINK_PRESETS = [(300, "5 minutes"), (3600, "1 hour"), (MAX_LINK_SECONDS, "8 h 20 min (longest)")]
@@ -128,19 +128,12 @@ async def gallery(request: Request) -> Response:
     )
 
 
-@post("/images")
+@post("/images", request_max_body_size=None)  # store_upload holds it to the upload limit
 async def upload(request: Request) -> Response:
     """One file from the upload form (XMLHttpRequest, CSRF in the header); JSON back."""
     user = await signed_in(request)
     check_csrf(request, None)
-    services = root(request)
-    received = await receive_upload(request, services.settings().max_upload_bytes)
-    try:
-        image = await anyio.to_thread.run_sync(
-            services.images().upload, user, received.filename, received.file, received.size
-        )
-    finally:
-        received.file.close()
+    image = await store_upload(request, user)
     return Response(card(image, user), status_code=201, media_type=MediaType.JSON, headers=NO_STORE)
 
 

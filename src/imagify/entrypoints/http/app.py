@@ -20,7 +20,7 @@ from imagify.entrypoints.container import (
     warm_decode_pool,
 )
 from imagify.entrypoints.http.deps import DEPENDENCIES
-from imagify.entrypoints.http.errors import HANDLERS
+from imagify.entrypoints.http.errors import HANDLERS, MAX_JSON_BODY
 from imagify.entrypoints.http.observability import instrument, metrics_endpoint
 from imagify.entrypoints.http.routes.admin import TierController, UserController
 from imagify.entrypoints.http.routes.docs import docs_assets, docs_page
@@ -34,7 +34,6 @@ from imagify.entrypoints.http.routes.public import (
     ready,
 )
 from imagify.entrypoints.http.schemas import EncodedPages
-from imagify.entrypoints.http.upload import FORM_OVERHEAD
 from imagify.logs import JsonFormatter, configure_logging
 from imagify.settings import load_settings
 
@@ -68,7 +67,6 @@ def openapi_config() -> OpenAPIConfig:
 
 
 def create_app(container: Container) -> Litestar:
-    settings = container.settings()
     app = Litestar(
         route_handlers=[
             ImageController,
@@ -92,7 +90,7 @@ def create_app(container: Container) -> Litestar:
         # app (imagify serve: JSON too), not set to Litestar's text format.
         logging_config=LoggingConfig(configure_root_logger=False, formatters={"standard": {"()": JsonFormatter}}),
         state=State({"container": container, "pages": EncodedPages()}),
-        request_max_body_size=settings.max_upload_bytes + FORM_OVERHEAD + 1,
+        request_max_body_size=MAX_JSON_BODY,  # the upload route has its own, from settings
         on_startup=[lambda: warm_decode_pool(container)],
         on_shutdown=[lambda: shutdown(container), partial(close_async_clients, container)],
     )

@@ -6,10 +6,13 @@ import logging
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from imagify.domain import errors
 
 log = logging.getLogger(__name__)
+
+MAX_JSON_BODY = 64 * 1024  # every route's body limit, but the upload's
 
 STATUS = {
     errors.InvalidInput: 400,
@@ -60,8 +63,12 @@ def validation_error(_: Request, error: ValidationException) -> Response:
     return error_response(400, detail)
 
 
-def http_error(_: Request, error: HTTPException) -> Response:
-    return error_response(error.status_code, error.detail, error.headers)
+def http_error(request: Request, error: HTTPException) -> Response:
+    detail = error.detail
+    if isinstance(error, RequestEntityTooLarge):  # Litestar's own detail names no limit
+        limit = request.route_handler.resolve_request_max_body_size()
+        detail = f"the request body is larger than this route's limit of {limit} bytes"
+    return error_response(error.status_code, detail, error.headers)
 
 
 def unexpected_error(request: Request, error: Exception) -> Response:

@@ -2,7 +2,8 @@
 
 The middleware wraps the whole ASGI handler of the app, outside routing, so that 404s,
 405s and every error answer get a request id, a log line and a count too (Litestar's own
-`middleware=` runs only inside a matched route).
+`middleware=` runs only inside a matched route). Being there, it also answers HEAD as GET
+without the body, and makes `Cache-Control: no-store` the default of every answer.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ SECRET_PATHS = {"/l/": "/l/{token}"}
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 MAX_USER_AGENT = 200
 MAX_PATH = 300
+NO_STORE = (b"cache-control", b"no-store")  # for answers that set no Cache-Control of their own
+HEAD = "imagify.head"  # in the scope of a HEAD request, which the app sees as a GET
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 RENDER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -122,6 +125,18 @@ def request_id_of(scope: Scope) -> str:
     return secrets.token_hex(16)
 
 
+def is_head(scope: Scope) -> bool:
+    """True for a HEAD request (routed as a GET): a handler may skip producing the body."""
+    return HEAD in scope
+
+
+def with_defaults(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    for name, _ in headers:
+        if name.lower() == b"cache-control":
+            return headers
+    return [*headers, NO_STORE]
+
+
 def loggable_path(path: str, route: str) -> str:
     for prefix, template in SECRET_PATHS.items():
         if path.startswith(prefix) or route.startswith(prefix):
@@ -131,7 +146,8 @@ def loggable_path(path: str, route: str) -> str:
 
 
 class ObservabilityMiddleware:
-    """Pure ASGI: request id in and out, one access-log line and the metrics per request."""
+    """Pure ASGI: request id in and out, one access-log line and the metrics per request;
+    HEAD answered as GET without the body, and no-store unless the answer says otherwise."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self._app = app
@@ -150,12 +166,19 @@ class ObservabilityMiddleware:
         path, method = scope["path"], scope["method"]
         status = 500  # what the client gets if the app fails before answering
         renders: list[float] = []
+        head = method == "HEAD"
+        if head:  # the same status and headers as a GET (Content-Length too), no body
+            scope["method"], scope[HEAD] = "GET", True  # type: ignore[index]
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*with_defaults(message.get("headers", [])), header]
+            elif head and message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         id_token, renders_token = logs.request_id.set(request_id), _renders.set(renders)

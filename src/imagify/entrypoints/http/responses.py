@@ -16,7 +16,8 @@ from imagify.domain.model import Image
 from imagify.domain.ports import StoredBlob
 from imagify.domain.services.images import ImageService
 from imagify.entrypoints.http.errors import error_response
-from imagify.entrypoints.http.observability import scope_header
+from imagify.entrypoints.http.numbers import ascii_int
+from imagify.entrypoints.http.observability import is_head, scope_header
 from imagify.entrypoints.http.schemas import ErrorOut
 
 SAFE_HEADERS = {
@@ -53,8 +54,8 @@ class EncodedResponse(Response[bytes]):
             self._encoded.append((b"content-length", str(len(body)).encode()))
 
     def to_asgi_response(self, app: object = None, request: Request | None = None, **_: object) -> _Whole:  # type: ignore[override]
-        head = request is not None and request.method == "HEAD"
-        return _Whole(self.status_code, self._encoded, b"" if head or self.status_code == 304 else self.content)
+        # HEAD: ObservabilityMiddleware drops the body.
+        return _Whole(self.status_code, self._encoded, b"" if self.status_code == 304 else self.content)
 
 
 class _Whole:
@@ -116,20 +117,20 @@ def requested_span(request: Request, etag: str, size: int) -> Span | None:
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, dash, last = spec.strip().partition("-")
-    first, last = first.strip(), last.strip()
-    if not dash or not (first.isdigit() or (not first and last.isdigit())):
+    first_text, dash, last_text = (part.strip() for part in spec.strip().partition("-"))
+    # Numbers in other digits than 0-9, or too long to be a position, make it malformed.
+    first, last = ascii_int(first_text), ascii_int(last_text)
+    if not dash or (first_text and first is None) or (last_text and last is None):
         return None
-    if last and not last.isdigit():
-        return None
-    if not first:  # a suffix: the last N bytes
-        suffix = int(last)
-        if suffix == 0 or size == 0:
+    if first is None:
+        if last is None:
+            return None
+        if last == 0 or size == 0:  # a suffix: the last N bytes
             return UNSATISFIABLE
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if last and end < start:
+        return max(0, size - last), size - 1
+    start = first
+    end = last if last is not None else size - 1
+    if last is not None and end < start:
         return None  # invalid syntax, so ignored
     if start >= size:
         return UNSATISFIABLE
@@ -147,7 +148,7 @@ def blob_response(
         blob.stream.close()
         headers = {"Content-Range": f"bytes */{blob.size}", "Accept-Ranges": "bytes"}
         return error_response(
-            416, f"the range {request.headers.get('range')!r} is outside the {blob.size} bytes", headers
+            416, f"the range {request.headers.get('range', '')[:100]!r} is outside the {blob.size} bytes", headers
         )
     status, start, length = 200, 0, blob.size
     if span is not None:
@@ -161,6 +162,9 @@ def blob_response(
             blob.stream.close()
         return EncodedResponse(data, media_type, headers, status_code=status)
     headers["Content-Length"] = str(length)
+    if is_head(request.scope):  # no bytes to read or send, only the headers
+        blob.stream.close()
+        return Stream(iter(()), status_code=status, media_type=media_type, headers=headers)
     return Stream(_window(blob.stream, start, length), status_code=status, media_type=media_type, headers=headers)
 
 

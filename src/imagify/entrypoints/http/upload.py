@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import IO
 
+import anyio
 import multipart
 from litestar import Request
+from litestar.exceptions import HTTPException
 
 from imagify.domain.errors import InvalidInput, TooLarge, UnsupportedFormat
+from imagify.entrypoints.http.numbers import ascii_int
 
 SPOOL_IN_MEMORY = 1024 * 1024
 FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and small fields around the file
+MAX_PARTS = 32
+MAX_HEADERS = 16  # per part
 
 
 @dataclass
@@ -26,15 +32,41 @@ def _too_large(limit: int) -> TooLarge:
     return TooLarge(f"the upload is larger than the limit of {limit} bytes")
 
 
-async def receive_upload(request: Request, max_bytes: int) -> Upload:
+async def _chunks(request: Request, idle_seconds: int) -> AsyncIterator[bytes]:
+    """The body's chunks; a 408 when the client sends nothing for `idle_seconds`."""
+    stream = request.stream()
+    try:
+        while True:
+            try:
+                with anyio.fail_after(idle_seconds):
+                    chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                unit = "second" if idle_seconds == 1 else "seconds"
+                raise HTTPException(
+                    status_code=408,
+                    detail=f"the upload sent nothing for {idle_seconds} {unit}: send the body without pausing",
+                    headers={"Connection": "close"},
+                ) from None
+            yield chunk
+    finally:
+        await stream.aclose()
+
+
+async def receive_upload(request: Request, max_bytes: int, idle_seconds: int) -> Upload:
     content_type, options = multipart.parse_options_header(request.headers.get("content-type", ""))
     if content_type != "multipart/form-data" or not options.get("boundary"):
         raise UnsupportedFormat(
             "send the image as multipart/form-data with the image in the field 'file'"
         )
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + FORM_OVERHEAD:
-        raise _too_large(max_bytes)
+    if declared is not None:
+        length = ascii_int(declared.strip())
+        if length is None:
+            raise InvalidInput(f"the Content-Length header must be a number of bytes, got {declared[:40]!r}")
+        if length > max_bytes + FORM_OVERHEAD:
+            raise _too_large(max_bytes)
 
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
     filename: str | None = None
@@ -43,10 +75,10 @@ async def receive_upload(request: Request, max_bytes: int) -> Upload:
     writing = False
     try:
         parser = multipart.PushMultipartParser(
-            options["boundary"], max_header_count=16, max_segment_count=32
+            options["boundary"], max_header_count=MAX_HEADERS, max_segment_count=MAX_PARTS
         )
         with parser:  # leaving the block checks the body was complete
-            async for chunk in request.stream():
+            async for chunk in _chunks(request, idle_seconds):
                 received += len(chunk)
                 if received > max_bytes + FORM_OVERHEAD:
                     raise _too_large(max_bytes)
@@ -61,9 +93,15 @@ async def receive_upload(request: Request, max_bytes: int) -> Upload:
                         if spool.tell() + len(event) > max_bytes:
                             raise _too_large(max_bytes)
                         spool.write(event)
-    except multipart.ParserError as error:
+    except multipart.ParserLimitReached as error:
         spool.close()
-        raise InvalidInput(f"the multipart body is malformed: {error}") from None
+        raise InvalidInput(
+            f"the multipart body has too many parts or part headers, or too long a header ({error}): "
+            f"send one part 'file' of at most {MAX_HEADERS} headers"
+        ) from None
+    except multipart.MultipartError as error:
+        spool.close()
+        raise InvalidInput(f"the multipart body is malformed ({error}): send the image in the field 'file'") from None
     except BaseException:
         spool.close()
         raise

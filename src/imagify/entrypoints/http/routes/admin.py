@@ -10,8 +10,9 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from imagify.domain.cursors import decode_cursor_text, encode_cursor_text
-from imagify.domain.model import User
+from imagify.domain.cursors import decode_cursor_text, encode_cursor_text, invalid_cursor
+from imagify.domain.errors import InvalidInput
+from imagify.domain.model import User, check_username
 from imagify.domain.services.admin import AdminService
 from imagify.entrypoints.http.deps import ADMIN, SECURITY
 from imagify.entrypoints.http.openapi_docs import errors, json_body_operation, strict_json
@@ -33,6 +34,14 @@ run = anyio.to_thread.run_sync
 
 def _unset(value: object) -> object:
     return None if value is msgspec.UNSET else value
+
+
+def _username_after(cursor: str) -> str:
+    """The username a users cursor continues after; a 400 when it cannot be one."""
+    try:
+        return check_username(decode_cursor_text(cursor))
+    except InvalidInput:
+        raise invalid_cursor() from None
 
 
 class TierController(Controller):
@@ -100,7 +109,7 @@ class UserController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="page size")] = 50,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> UserPage:
-        users, more = admin.list_users(decode_cursor_text(cursor) if cursor else None, limit)
+        users, more = admin.list_users(_username_after(cursor) if cursor else None, limit)
         return UserPage([user_out(u) for u in users], encode_cursor_text(users[-1].username) if more else None)
 
     @post("/", status_code=201, operation_class=json_body_operation(UserIn),

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import swagger_ui
 from litestar import MediaType, get
-from litestar.static_files import create_static_files_router
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import File
 
 ASSETS = Path(swagger_ui.__file__).parent / "static"
 
@@ -58,6 +60,17 @@ def docs_page() -> str:
     return PAGE
 
 
-docs_assets = create_static_files_router(
-    path="/docs/static", directories=[ASSETS], name="docs-static", include_in_schema=False
-)
+# The asset names, read once: a request names one of them or gets a 404, so no path it
+# sends (a NUL byte, '..', a name too long for the file system) reaches the file system.
+ASSET_NAMES = frozenset(p.name for p in ASSETS.iterdir() if p.is_file())
+ASSET_CACHE = "public, max-age=86400"
+
+
+@get("/docs/static/{file_path:path}", include_in_schema=False, sync_to_thread=False)
+def docs_assets(file_path: FromPath[str]) -> File:
+    name = file_path.lstrip("/")
+    if name not in ASSET_NAMES:
+        raise NotFoundException(f"no documentation asset named {name[:100]!r}")
+    return File(
+        ASSETS / name, filename=name, content_disposition_type="inline", headers={"Cache-Control": ASSET_CACHE}
+    )

@@ -12,12 +12,13 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from imagify.domain.errors import InvalidInput
-from imagify.domain.model import User
+from imagify.domain.model import Image, User
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.http.deps import (
     SECURITY, USER, base_url, encoded_pages, provide_reader, provide_user, root,
 )
+from imagify.entrypoints.http.numbers import ascii_int
 from imagify.entrypoints.http.openapi_docs import LinkOperation, UploadOperation, errors, image_bytes_operation
 from imagify.entrypoints.http.responses import (
     RANGE_ERROR,
@@ -35,6 +36,7 @@ from imagify.settings import Settings
 
 THUMBNAIL_CACHE = "private, max-age=86400"
 ORIGINAL_CACHE = "private, max-age=3600"
+MAX_HEIGHT_DIGITS = 5  # 1..4096, and a few leading zeros at most
 
 
 class Redirects:
@@ -86,6 +88,21 @@ def render_waits(request: Request) -> anyio.CapacityLimiter:
     return decode_waits(request, "render")
 
 
+async def store_upload(request: Request, user: User) -> Image:
+    """Receive the multipart upload within the settings' limits, then check and store it,
+    waiting on the uploads' own capacity (the API's route and the console's)."""
+    services = root(request)
+    settings, images = services.settings(), services.images()
+    upload = await receive_upload(request, settings.max_upload_bytes, settings.body_idle_timeout_seconds)
+    try:
+        return await anyio.to_thread.run_sync(
+            images.upload, user, upload.filename, upload.file, upload.size,
+            limiter=decode_waits(request, "upload"),
+        )
+    finally:
+        upload.file.close()
+
+
 class ImageController(Controller):
     path = "/api/v1/images"
     tags = ["images"]
@@ -96,20 +113,14 @@ class ImageController(Controller):
         "/",
         status_code=201,
         operation_class=UploadOperation,
-        responses=errors(400, 401, 413, 415, 503),
+        responses=errors(400, 401, 408, 413, 415, 503),
         summary="Upload an image (multipart, field 'file')",
+        request_max_body_size=None,  # receive_upload holds it to the settings' upload limit
     )
     async def upload(
         self, request: Request, user: NamedDependency[User], images: NamedDependency[ImageService], settings: NamedDependency[Settings]
     ) -> ImageOut:
-        upload = await receive_upload(request, settings.max_upload_bytes)
-        try:
-            image = await anyio.to_thread.run_sync(
-                images.upload, user, upload.filename, upload.file, upload.size,
-                limiter=decode_waits(request, "upload"),
-            )
-        finally:
-            upload.file.close()
+        image = await store_upload(request, user)
         return image_out(image, user, base_url(request, settings))
 
     @get("/", responses=errors(400, 401), summary="Your images, newest first")
@@ -148,14 +159,15 @@ class ImageController(Controller):
     )
     async def thumbnail(self, request: Request, image_id: FromPath[str], height: FromPath[str]) -> Response:
         user = await provide_reader(request)  # the session cookie too
-        if not height.isdigit():  # a path segment: say what is wrong instead of a bare 404
-            raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height!r}")
+        pixels = ascii_int(height, max_digits=MAX_HEIGHT_DIGITS)
+        if pixels is None:  # a path segment: say what is wrong instead of a bare 404
+            raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height[:40]!r}")
         images, redirects = root(request).images(), redirects_of(request)
         # From memory on the event loop when it can be (no I/O), else in a worker thread.
-        rendition = images.known_thumbnail(user, image_id, int(height))
+        rendition = images.known_thumbnail(user, image_id, pixels)
         if rendition is None:
             rendition = await anyio.to_thread.run_sync(
-                images.thumbnail, user, image_id, int(height), limiter=render_waits(request)
+                images.thumbnail, user, image_id, pixels, limiter=render_waits(request)
             )
         if not_modified(request, rendition.etag):
             return not_modified_response(rendition.etag, THUMBNAIL_CACHE)

@@ -44,9 +44,7 @@ MAX_LOGIN_BODY = 16 * 1024
 
 async def _credentials(request: Request) -> TokenIn:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if len(body) > MAX_LOGIN_BODY:
-        raise InvalidInput("the login body is too large")
+    body = await request.body()  # at most MAX_LOGIN_BODY: the route's request_max_body_size
     if content_type == "application/x-www-form-urlencoded":
         form = await request.form()
         username, password = form.get("username"), form.get("password")
@@ -66,7 +64,8 @@ async def _credentials(request: Request) -> TokenIn:
     status_code=201,
     tags=["auth"],
     operation_class=TokenOperation,
-    responses={**errors(400, 401), **TOO_MANY},
+    request_max_body_size=MAX_LOGIN_BODY,
+    responses={**errors(400, 401, 413), **TOO_MANY},
     summary="Exchange a username and password for a bearer token",
 )
 async def issue_token(
