@@ -30,7 +30,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("console")
     env = {**os.environ, "IMAGIFY_DATA_DIR": str(folder / "var"), "IMAGIFY_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -68,7 +68,7 @@ def server(tmp_path_factory) -> Iterator[str]:
             process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (.ci/run installs it)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.conftest import PASSWORD, assert_error, upload
-from tests.integration.test_security_matrix import SOME_ID, protected
+from tests.integration.test_security_matrix import SOME_ID, assert_refusal, protected
 
 EVERYTHING = ["thumbnail:200", "thumbnail:400", "can_access_original_image", "can_generate_expiring_link"]
 
@@ -48,7 +48,8 @@ def test_a_warm_cache_never_serves_or_acts_on_another_users_image_on_any_route(c
                                     json={"seconds": 300})
             missing = client.request(method, path, headers=mallory.headers, json={"seconds": 300})
             assert theirs.status_code == 404, (method, route, theirs.status_code, theirs.text)
-            assert assert_error(theirs, 404).replace(image, SOME_ID) == assert_error(missing, 404)
+            detail = assert_refusal(theirs, method, 404)
+            assert detail.replace(image, SOME_ID) == assert_refusal(missing, method, 404)
     # bob's image, thumbnails and links are as they were; mallory's listing is empty.
     assert client.get(f"/api/v1/images/{image}/original", headers=bob.headers).status_code == 200
     assert client.get("/api/v1/images", headers=mallory.headers).json()["items"] == []
