@@ -31,6 +31,9 @@ def test_the_built_in_tiers_are_listed_with_their_derived_fields(client, root):
     assert tiers["enterprise"]["original_access"] and tiers["enterprise"]["expiring_links"]
 
 
+UNLIMITED = {"max_images": None, "max_storage_bytes": None, "max_upload_bytes": None, "max_link_seconds": None}
+
+
 def test_an_admin_creates_a_custom_tier_and_reads_it_back(client, root):
     body = {
         "name": "photographers",
@@ -44,6 +47,7 @@ def test_an_admin_creates_a_custom_tier_and_reads_it_back(client, root):
         "thumbnail_heights": [100, 600],
         "original_access": False,
         "expiring_links": True,
+        "limits": UNLIMITED,
     }
     assert client.get(f"{TIERS}/photographers", headers=root.headers).json() == created.json()
 
