@@ -194,3 +194,23 @@ def test_a_tiers_link_cap_refuses_a_longer_link_naming_the_cap(client, root, mak
     assert client.post(LINKS.format(image_id), json={"seconds": 600}, headers=ann.headers).status_code == 201
     detail = assert_error(client.post(LINKS.format(image_id), json={"seconds": 601}, headers=ann.headers), 400)
     assert "600" in detail and "max_link_seconds" in detail
+
+
+def test_the_doctor_reports_usage_drift_and_fix_sets_it_from_the_rows(client, container, make_user):
+    from datetime import timedelta
+
+    from imagify.domain.quotas import Usage
+    from imagify.domain.services.doctor import USAGE_DRIFT
+
+    ann = make_user("ann", "basic")
+    upload(client, ann, SMALL)
+    user_id = container.admin().get_user("ann").id
+    with container.uow()() as uow:
+        uow.users.set_usage(user_id, Usage(7, 1))
+        uow.commit()
+    report = container.doctor().examine(min_age=timedelta(0))
+    assert [(f.kind, f.fixed) for f in report.findings] == [(USAGE_DRIFT, False)]
+    assert "7 images" in report.findings[0].detail and f"1 and {len(SMALL)}" in report.findings[0].detail
+    assert container.doctor().examine(fix=True, min_age=timedelta(0)).findings[0].fixed
+    assert me(client, ann)["usage"] == {"images": 1, "storage_bytes": len(SMALL)}
+    assert container.doctor().examine(min_age=timedelta(0)).findings == []
