@@ -451,6 +451,32 @@ def test_upgrading_to_0003_gives_links_their_owner_and_users_the_first_token_ver
         engine.dispose()
 
 
+def test_upgrading_to_0004_backfills_usage_from_the_rows_and_leaves_every_tier_unlimited(database_url: str) -> None:
+    upgrade(database_url, "0003")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:  # rows as revision 0003 had them
+            for user_id, name in ((7, "ann"), (8, "bob")):
+                connection.execute(insert(users_table).values(id=user_id, username=name, password_hash="h",
+                                                              is_admin=False, created_at=T0))  # fmt: skip
+            for image_id, size in (("a" * 32, 100), ("b" * 32, 23)):
+                connection.execute(insert(images_table).values(
+                    id=image_id, owner_id=7, filename="x.jpg", content_type="image/jpeg", width=1, height=1,
+                    size_bytes=size, sha256="0" * 64, storage_key=f"originals/{image_id}", created_at=T0))
+            connection.execute(insert(links_table).values(token_hash="1" * 64, image_id="a" * 32, owner_id=7,
+                                                          expires_at=T0 + timedelta(hours=1)))  # fmt: skip
+        upgrade(database_url)
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            assert (uow.users.get(7).usage.images, uow.users.get(7).usage.storage_bytes) == (2, 123)
+            assert (uow.users.get(8).usage.images, uow.users.get(8).usage.storage_bytes) == (0, 0)
+            assert all(t.limits.unlimited for t in uow.tiers.list())
+            assert uow.images.usage_by_owner() == {7: uow.users.get(7).usage}
+        with engine.connect() as connection:
+            assert connection.execute(select(links_table.c.created_at)).scalar_one() is None
+    finally:
+        engine.dispose()
+
+
 def test_a_delete_waits_for_a_thumbnail_being_recorded_and_removes_it_with_its_bytes(engine) -> None:
     factory = SqlAlchemyUnitOfWorkFactory(engine)
     with factory() as uow:
