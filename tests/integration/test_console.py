@@ -97,3 +97,24 @@ def test_the_gallery_shows_usage_against_limits_and_an_image_its_live_links_with
     assert revoked.status_code == 303, revoked.text
     assert client.get(f"/l/{link['token']}").status_code == 404
     assert "Live links" not in client.get(f"/console/images/{image_id}").text
+
+
+def test_an_admin_sets_and_clears_a_tiers_limits_in_the_tier_form(client, make_user, container):
+    make_user("root", is_admin=True)
+    console_login(client, "root")
+    page = client.get("/console/admin/tiers/basic").text
+    csrf = FIELD.search(page).group(1)
+    form = {"csrf_token": csrf, "height": "200", "max_images": "10", "max_storage_bytes": "",
+            "max_upload_bytes": "", "max_link_seconds": "600"}  # fmt: skip
+    saved = client.post("/console/admin/tiers/basic", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    assert container.admin().get_tier("basic").limits.as_dict() == {
+        "max_images": 10, "max_storage_bytes": None, "max_upload_bytes": None, "max_link_seconds": 600,
+    }
+    assert 'name="max_images" type="number" min="0" step="1" inputmode="numeric" class="short" value="10"' in (
+        client.get("/console/admin/tiers/basic").text
+    )
+    bad = client.post("/console/admin/tiers/basic", data={**form, "max_link_seconds": "5"})
+    assert bad.status_code == 400 and "max_link_seconds" in bad.text
+    client.post("/console/admin/tiers/basic", data={**form, "max_images": "", "max_link_seconds": ""})
+    assert container.admin().get_tier("basic").limits.unlimited
