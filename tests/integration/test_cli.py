@@ -31,12 +31,12 @@ def migrated(run):
 def test_migrate_creates_the_first_admin_and_prints_its_password_once(run):
     first = run("migrate")
     assert first.exit_code == 0, first.output
-    assert "applied 0001, 0002, 0003; the database" in first.output and "is at 0003" in first.output
+    assert "applied 0001, 0002, 0003, 0004; the database" in first.output and "is at 0004" in first.output
     password = first.output.split("shown only once:")[1].split()[0]
     assert len(password) >= 16
     again = run("migrate")
     assert again.exit_code == 0 and "shown only once" not in again.output
-    assert "is already at 0003; nothing to apply" in again.output
+    assert "is already at 0004; nothing to apply" in again.output
     assert "admin [admin]" in run("users", "list").output
 
 
@@ -147,6 +147,9 @@ def test_users_show_lists_tiers_and_permissions(run, migrated):
         "user:        ann",
         "tiers:       premium",
         "permissions: thumbnail:200 thumbnail:400",
+        "usage:       0 images, 0 bytes",
+        "limits:      max_images=unlimited max_storage_bytes=unlimited max_upload_bytes=unlimited "
+        "max_link_seconds=unlimited",
     ]
 
 
@@ -191,6 +194,8 @@ def test_tiers_show_says_what_a_tier_grants(run, migrated):
         "original:       yes",
         "expiring links: yes",
         "permissions:    thumbnail:200 thumbnail:400 can_access_original_image can_generate_expiring_link",
+        "limits:         max_images=unlimited max_storage_bytes=unlimited max_upload_bytes=unlimited "
+        "max_link_seconds=unlimited",
     ]
 
 
@@ -203,6 +208,34 @@ def test_tiers_edit_replaces_heights_and_keeps_what_is_not_given(run, migrated):
     )
     assert run("tiers", "edit", "pro", "--no-original", "--no-expiring-links").exit_code == 0
     assert "pro\tthumbnail:50 thumbnail:300" in run("tiers", "list").output.splitlines()
+
+
+def test_tiers_edit_sets_and_removes_limits_and_users_show_reports_them(run, migrated):
+    run("tiers", "create", "pro", "--thumbnail", "100", "--max-images", "5")
+    result = run("tiers", "edit", "pro", "--max-storage-bytes", "1000", "--max-link-seconds", "600")
+    assert result.exit_code == 0, result.output
+    assert "max_images=5 max_storage_bytes=1000 max_upload_bytes=unlimited max_link_seconds=600" in result.output
+    assert run("tiers", "edit", "pro", "--max-images", "none").exit_code == 0
+    run("users", "create", "ann", "--password", "a-long-password", "--tier", "pro")
+    shown = run("users", "show", "ann").output
+    assert "limits:      max_images=unlimited max_storage_bytes=1000" in shown
+    assert "usage:       0 images, 0 bytes" in shown
+    assert "thumbnail:100" in run("tiers", "show", "pro").output  # permissions kept
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--max-images", "-1"), "max-images"),
+        (("--max-images", "lots"), "max-images"),
+        (("--max-link-seconds", "10"), "max_link_seconds"),
+        (("--max-upload-bytes", str(10**12)), "server"),
+    ],
+)
+def test_a_bad_limit_on_the_command_line_fails_with_one_line(run, migrated, args, message):
+    result = run("tiers", "edit", "basic", *args)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output
 
 
 def test_tiers_delete_removes_a_tier_nobody_holds(run, migrated):

@@ -70,3 +70,51 @@ def test_an_admin_searches_users_by_part_of_the_name_a_page_at_a_time(client, ma
 
     assert listed("ANN") == {"JoAnne", "anna"}
     assert listed("n_") == {"an_x"}  # "_" is no wildcard
+
+
+def test_the_gallery_shows_usage_against_limits_and_an_image_its_live_links_with_revoke_buttons(
+    client, make_user, container
+):
+    from tests.integration.conftest import image_bytes, upload
+
+    container.admin().create_tier(
+        "tests", "sharers", ["thumbnail:200", "can_generate_expiring_link"], {"max_images": 3, "max_link_seconds": 600}
+    )
+    ann = make_user("ann", "sharers")
+    image_id = upload(client, ann, image_bytes(size=(40, 30))).json()["id"]
+    link = client.post(f"/api/v1/images/{image_id}/expiring-links", json={"seconds": 600}, headers=ann.headers).json()
+    console_login(client, "ann")
+    usage = re.search(r'id="usage">(.*?)</p>', client.get("/console/").text, re.S).group(1)
+    assert "1 of 3 images" in " ".join(usage.split())
+
+    page = client.get(f"/console/images/{image_id}").text
+    assert "Live links" in page and link["token"] not in page
+    assert 'max="600"' in page  # the form offers no longer link than the tier allows
+    link_id = re.search(r'name="link_id" value="([0-9a-f]{16})"', page).group(1)
+    csrf = FIELD.search(page).group(1)
+    revoked = client.post(f"/console/images/{image_id}/links/revoke",
+                          data={"csrf_token": csrf, "link_id": link_id}, follow_redirects=False)  # fmt: skip
+    assert revoked.status_code == 303, revoked.text
+    assert client.get(f"/l/{link['token']}").status_code == 404
+    assert "Live links" not in client.get(f"/console/images/{image_id}").text
+
+
+def test_an_admin_sets_and_clears_a_tiers_limits_in_the_tier_form(client, make_user, container):
+    make_user("root", is_admin=True)
+    console_login(client, "root")
+    page = client.get("/console/admin/tiers/basic").text
+    csrf = FIELD.search(page).group(1)
+    form = {"csrf_token": csrf, "height": "200", "max_images": "10", "max_storage_bytes": "",
+            "max_upload_bytes": "", "max_link_seconds": "600"}  # fmt: skip
+    saved = client.post("/console/admin/tiers/basic", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    assert container.admin().get_tier("basic").limits.as_dict() == {
+        "max_images": 10, "max_storage_bytes": None, "max_upload_bytes": None, "max_link_seconds": 600,
+    }
+    assert 'name="max_images" type="number" min="0" step="1" inputmode="numeric" class="short" value="10"' in (
+        client.get("/console/admin/tiers/basic").text
+    )
+    bad = client.post("/console/admin/tiers/basic", data={**form, "max_link_seconds": "5"})
+    assert bad.status_code == 400 and "max_link_seconds" in bad.text
+    client.post("/console/admin/tiers/basic", data={**form, "max_images": "", "max_link_seconds": ""})
+    assert container.admin().get_tier("basic").limits.unlimited

@@ -9,6 +9,7 @@ import pytest
 from tests.integration.conftest import assert_error, upload
 
 TIERS = "/api/v1/admin/tiers"
+UNLIMITED = {"max_images": None, "max_storage_bytes": None, "max_upload_bytes": None, "max_link_seconds": None}
 
 
 @pytest.fixture
@@ -27,6 +28,7 @@ def test_the_built_in_tiers_are_listed_with_their_derived_fields(client, root):
         "thumbnail_heights": [200, 400],
         "original_access": False,
         "expiring_links": False,
+        "limits": UNLIMITED,  # the built-in tiers stay unlimited
     }
     assert tiers["enterprise"]["original_access"] and tiers["enterprise"]["expiring_links"]
 
@@ -44,6 +46,7 @@ def test_an_admin_creates_a_custom_tier_and_reads_it_back(client, root):
         "thumbnail_heights": [100, 600],
         "original_access": False,
         "expiring_links": True,
+        "limits": UNLIMITED,
     }
     assert client.get(f"{TIERS}/photographers", headers=root.headers).json() == created.json()
 

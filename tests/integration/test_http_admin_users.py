@@ -39,6 +39,8 @@ def test_an_admin_creates_a_user_who_can_then_log_in(client, root):
     assert created.status_code == 201, created.text
     assert created.json() == {
         "username": "ann", "tiers": ["basic"], "is_admin": False, "permissions": ["thumbnail:200"],
+        "usage": {"images": 0, "storage_bytes": 0},
+        "limits": {"max_images": None, "max_storage_bytes": None, "max_upload_bytes": None, "max_link_seconds": None},
     }
     assert login(client, "ann", "ann-secret-pw").status_code == 201
     assert client.get(f"{USERS}/ann", headers=root.headers).json() == created.json()

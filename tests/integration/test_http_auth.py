@@ -147,6 +147,8 @@ def test_me_shows_username_admin_flag_tiers_and_permissions(client, make_user):
         "permissions": [
             "can_access_original_image", "can_generate_expiring_link", "thumbnail:200", "thumbnail:400"
         ],
+        "usage": {"images": 0, "storage_bytes": 0},
+        "limits": {"max_images": None, "max_storage_bytes": None, "max_upload_bytes": None, "max_link_seconds": None},
     }
     me = client.get("/api/v1/me", headers=root.headers).json()
     assert (me["username"], me["is_admin"], me["tiers"], me["permissions"]) == (

@@ -6,7 +6,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -136,6 +136,31 @@ def test_deleting_an_image_kills_all_its_links_and_no_others(links: LinkStore) -
     assert links.resolve(other.token, now()).image_id == "img-2"
     links.delete_for_image("img-1")  # idempotent
     links.delete_for_image("never-had-links")
+
+
+def test_an_images_live_links_are_listed_by_hash_prefix_with_their_dates_and_revoked_one_by_one(
+    links: LinkStore,
+) -> None:
+    made = now()
+    mine = [replace(link("img-1", seconds), created_at=made) for seconds in (600, 300, 900)]
+    legacy = link("img-1", 1200)  # made before links had a creation date
+    expired = link("img-1", 1)
+    for added in [*mine, legacy, expired, link("img-2", 300)]:
+        links.add(added)
+    time.sleep(1.1)
+    listed = links.list_for_image("img-1", now())
+    assert [l.id for l in listed] == [token_hash(m.token)[:16] for m in (mine[1], mine[0], mine[2], legacy)]
+    assert all(abs((l.created_at - made).total_seconds()) < 0.002 for l in listed[:3])
+    assert listed[3].created_at is None
+    assert [abs((l.expires_at - m.expires_at).total_seconds()) < 0.002 for l, m in zip(listed, (mine[1], mine[0], mine[2]))] == [True] * 3
+
+    assert links.revoke("img-1", listed[0].id)
+    assert links.resolve(mine[1].token, now()) is None
+    assert links.resolve(mine[0].token, now()) is not None
+    assert not links.revoke("img-1", listed[0].id)  # already gone
+    assert not links.revoke("img-2", listed[1].id)  # not that image's link
+    assert [l.id for l in links.list_for_image("img-1", now())] == [l.id for l in listed[1:]]
+    assert links.list_for_image("never-had-links", now()) == []
 
 
 def test_the_token_is_never_stored_in_clear(backend: Backend) -> None:

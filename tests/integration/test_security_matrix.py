@@ -52,6 +52,7 @@ VALUES = {
     "name": "basic",
     "username": "ann",
     "token": "A" * 43,
+    "link_id": "0" * 16,
     "file_path": "swagger-ui.css",
     "path": "openapi.json",
 }

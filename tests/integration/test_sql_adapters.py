@@ -94,7 +94,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0004"
     assert _tables(database_url) == TABLES
     engine = make_engine(database_url)
     try:
@@ -447,6 +447,32 @@ def test_upgrading_to_0003_gives_links_their_owner_and_users_the_first_token_ver
         assert owners == {"1" * 64: 7, "2" * 64: None}  # a link to a vanished image has none
         with SqlAlchemyUnitOfWork(engine) as uow:
             assert uow.users.get(7).token_version == 0
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_to_0004_backfills_usage_from_the_rows_and_leaves_every_tier_unlimited(database_url: str) -> None:
+    upgrade(database_url, "0003")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:  # rows as revision 0003 had them
+            for user_id, name in ((7, "ann"), (8, "bob")):
+                connection.execute(insert(users_table).values(id=user_id, username=name, password_hash="h",
+                                                              is_admin=False, created_at=T0))  # fmt: skip
+            for image_id, size in (("a" * 32, 100), ("b" * 32, 23)):
+                connection.execute(insert(images_table).values(
+                    id=image_id, owner_id=7, filename="x.jpg", content_type="image/jpeg", width=1, height=1,
+                    size_bytes=size, sha256="0" * 64, storage_key=f"originals/{image_id}", created_at=T0))
+            connection.execute(insert(links_table).values(token_hash="1" * 64, image_id="a" * 32, owner_id=7,
+                                                          expires_at=T0 + timedelta(hours=1)))  # fmt: skip
+        upgrade(database_url)
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            assert (uow.users.get(7).usage.images, uow.users.get(7).usage.storage_bytes) == (2, 123)
+            assert (uow.users.get(8).usage.images, uow.users.get(8).usage.storage_bytes) == (0, 0)
+            assert all(t.limits.unlimited for t in uow.tiers.list())
+            assert uow.images.usage_by_owner() == {7: uow.users.get(7).usage}
+        with engine.connect() as connection:
+            assert connection.execute(select(links_table.c.created_at)).scalar_one() is None
     finally:
         engine.dispose()
 

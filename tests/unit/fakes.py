@@ -20,8 +20,11 @@ from imagify.domain.errors import (
     Unauthorized,
     Unavailable,
 )
-from imagify.domain.model import ExpiringLink, Image, ImageInfo, RenderedThumbnail, Rendition, User
+from imagify.domain.model import (
+    LINK_ID_LENGTH, ExpiringLink, Image, ImageInfo, LinkInfo, RenderedThumbnail, Rendition, User,
+)
 from imagify.domain.permissions import BUILT_IN_TIERS, Permissions, Tier
+from imagify.domain.quotas import Limits, Usage
 from imagify.domain.ports import Cursor, Leftover, StoredBlob
 
 
@@ -43,10 +46,11 @@ class FakeUserRepository:
 
     def _full(self, user: User) -> User:
         perms = Permissions()
-        for name in user.tiers:
-            if name in self._s.tiers:
-                perms = perms.union(self._s.tiers[name].permissions)
-        return replace(user, tiers=sorted(user.tiers), permissions=perms)
+        held = [self._s.tiers[name] for name in user.tiers if name in self._s.tiers]
+        for tier in held:
+            perms = perms.union(tier.permissions)
+        limits = Limits.most_generous(t.limits for t in held)
+        return replace(user, tiers=sorted(user.tiers), permissions=perms, limits=limits)
 
     def add(self, user: User) -> User:
         user = replace(user, id=self._s.next_user_id)
@@ -73,7 +77,7 @@ class FakeUserRepository:
         stored = self._s.users[user.id]  # type: ignore[index]
         self._s.users[user.id] = replace(  # type: ignore[index]
             user, permissions=Permissions(), password_hash=stored.password_hash,
-            token_version=stored.token_version,
+            token_version=stored.token_version, usage=stored.usage,
         )
 
     def set_password(self, user_id: int, password_hash: str) -> None:
@@ -96,6 +100,19 @@ class FakeUserRepository:
 
     def lock_admins(self) -> int:
         return self.count_admins()
+
+    def add_usage(self, user_id: int, images: int, storage_bytes: int) -> None:
+        stored = self._s.users.get(user_id)
+        if stored is not None:
+            usage = Usage(stored.usage.images + images, stored.usage.storage_bytes + storage_bytes)
+            self._s.users[user_id] = replace(stored, usage=usage)
+
+    def set_usage(self, user_id: int, usage: Usage) -> None:
+        if user_id in self._s.users:
+            self._s.users[user_id] = replace(self._s.users[user_id], usage=usage)
+
+    def recorded_usage(self) -> dict[int, Usage]:
+        return {user_id: u.usage for user_id, u in self._s.users.items()}
 
 
 class FakeTierRepository:
@@ -157,6 +174,15 @@ class FakeImageRepository:
 
     def delete(self, image_id: str) -> None:
         self._s.images.pop(image_id, None)
+
+    def usage_by_owner(self, owner_id: int | None = None) -> dict[int, Usage]:
+        totals: dict[int, Usage] = {}
+        for image in self._s.images.values():
+            if owner_id is not None and image.owner_id != owner_id:
+                continue
+            old = totals.get(image.owner_id, Usage())
+            totals[image.owner_id] = Usage(old.images + 1, old.storage_bytes + image.size_bytes)
+        return totals
 
     def ids_without_owner(self) -> list[str]:
         return sorted(i.id for i in self._s.images.values() if i.owner_id not in self._s.users)
@@ -277,6 +303,10 @@ class FakeBlobStorage:
         pass
 
 
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class FakeLinkStore:
     def __init__(self) -> None:
         self.links: dict[str, ExpiringLink] = {}
@@ -293,6 +323,19 @@ class FakeLinkStore:
         if self.down:
             raise Unavailable("the link store is down")
         self.links = {t: l for t, l in self.links.items() if l.image_id != image_id}
+
+    def list_for_image(self, image_id: str, now: datetime) -> list[LinkInfo]:
+        live = [(t, l) for t, l in self.links.items() if l.image_id == image_id and l.expires_at > now]
+        return [
+            LinkInfo(token_hash(t)[:LINK_ID_LENGTH], image_id, l.created_at, l.expires_at)
+            for t, l in sorted(live, key=lambda item: item[1].expires_at)
+        ]
+
+    def revoke(self, image_id: str, link_id: str) -> bool:
+        gone = [t for t, l in self.links.items() if l.image_id == image_id and token_hash(t).startswith(link_id)]
+        for token in gone:
+            del self.links[token]
+        return bool(gone)
 
     def check(self) -> None:
         pass

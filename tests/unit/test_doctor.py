@@ -199,6 +199,7 @@ def test_a_thumbnail_left_by_a_render_that_finished_as_its_image_was_deleted_is_
     rendition = shop.images.thumbnail(shop.owner, image.id, 200)
     with shop.uow() as uow:  # the image's row went, the render's row and bytes stayed
         uow.images.delete(image.id)
+        uow.users.add_usage(image.owner_id, -1, -image.size_bytes)  # as delete_images does
         uow.commit()
     shop.blobs.delete(image.storage_key)
 

@@ -14,7 +14,7 @@ from redis.retry import Retry
 
 from imagify.adapters.security import token_hash
 from imagify.domain.errors import Unavailable
-from imagify.domain.model import ExpiringLink
+from imagify.domain.model import LINK_ID_LENGTH, ExpiringLink, LinkInfo
 
 
 def make_async_redis(url: str) -> redis.asyncio.Redis:
@@ -40,8 +40,9 @@ def make_redis(url: str) -> redis.Redis:
 
 
 class RedisLinkStore:
-    """`{prefix}link:{sha256(token)}` holds "{owner_id} {image_id} {expires_at in ms}" until
-    it expires (links stored before owners were hold "{image_id} {expires_at in ms}").
+    """`{prefix}link:{sha256(token)}` holds "{owner_id} {created_at in ms} {image_id}
+    {expires_at in ms}" until it expires (older links hold "{owner_id} {image_id} {expires}"
+    or "{image_id} {expires}"; the order keeps the last two fields where older readers look).
 
     Each image has a sorted set `{prefix}image-links:{image_id}` of its token hashes
     (scored by expiry) so that deleting the image deletes its links.
@@ -58,6 +59,8 @@ class RedisLinkStore:
         with _unreachable_as_unavailable():
             pipe = self._redis.pipeline(transaction=True)
             owner = "" if link.owner_id is None else f"{link.owner_id} "
+            if link.owner_id is not None and link.created_at is not None:
+                owner += f"{int(link.created_at.timestamp() * 1000)} "
             pipe.set(self._link(digest), f"{owner}{link.image_id} {expires_ms}", pxat=expires_ms)
             pipe.zadd(index, {digest: expires_ms})
             # Forget hashes whose links have expired, so the index of a busy image stays small.
@@ -72,13 +75,37 @@ class RedisLinkStore:
             value = self._redis.get(self._link(token_hash(token)))
         if value is None:
             return None
+        link = _parse(token, value)
         # Redis expires the key; the stored expiry also holds the link to the caller's clock.
-        text = value.decode() if isinstance(value, bytes) else value
-        *owner, image_id, expires_ms = text.split(" ")
-        if int(expires_ms) <= now.timestamp() * 1000:
-            return None
-        expires_at = datetime.fromtimestamp(int(expires_ms) / 1000, UTC)
-        return ExpiringLink(token, image_id, expires_at, int(owner[0]) if owner else None)
+        return link if link.expires_at > now else None
+
+    def list_for_image(self, image_id: str, now: datetime) -> list[LinkInfo]:
+        now_ms = int(now.timestamp() * 1000)
+        with _unreachable_as_unavailable():
+            digests = [_text(d) for d in self._redis.zrangebyscore(self._index(image_id), f"({now_ms}", "+inf")]
+            values = self._redis.mget([self._link(d) for d in digests]) if digests else []
+        found = []
+        for digest, value in zip(digests, values):
+            if value is None:  # revoked or expired between the two reads
+                continue
+            link = _parse("", value)
+            if link.image_id == image_id and link.expires_at > now:
+                found.append(LinkInfo(digest[:LINK_ID_LENGTH], image_id, link.created_at, link.expires_at))
+        return found
+
+    def revoke(self, image_id: str, link_id: str) -> bool:
+        index = self._index(image_id)
+        with _unreachable_as_unavailable():
+            digests = [_text(d) for d in self._redis.zrange(index, 0, -1)]
+            matching = [d for d in digests if d.startswith(link_id)]
+            if not matching:
+                return False
+            pipe = self._redis.pipeline(transaction=True)
+            for digest in matching:
+                pipe.delete(self._link(digest))
+            pipe.zrem(index, *matching)
+            deleted = pipe.execute()
+        return any(deleted[: len(matching)])
 
     def delete_for_image(self, image_id: str) -> None:
         index = self._index(image_id)
@@ -105,6 +132,25 @@ class RedisLinkStore:
 
     def _index(self, image_id: str) -> str:
         return f"{self._prefix}image-links:{image_id}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _parse(token: str, value: bytes | str) -> ExpiringLink:
+    fields = _text(value).split(" ")
+    owner_id = created_at = None
+    if len(fields) == 4:
+        owner, created_ms, image_id, expires_ms = fields
+        owner_id, created_at = int(owner), datetime.fromtimestamp(int(created_ms) / 1000, UTC)
+    elif len(fields) == 3:
+        owner, image_id, expires_ms = fields
+        owner_id = int(owner)
+    else:
+        image_id, expires_ms = fields
+    expires_at = datetime.fromtimestamp(int(expires_ms) / 1000, UTC)
+    return ExpiringLink(token, image_id, expires_at, owner_id, created_at)
 
 
 @contextmanager

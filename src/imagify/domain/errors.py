@@ -27,6 +27,10 @@ class Forbidden(DomainError):
     """Authenticated, but the user's tiers do not grant this (403)."""
 
 
+class QuotaExceeded(Forbidden):
+    """The upload would take the user past one of their tiers' limits (403)."""
+
+
 class NotFound(DomainError):
     """No such thing, or it belongs to someone else (404)."""
 

@@ -8,9 +8,8 @@ from datetime import datetime, timedelta
 
 from imagify.domain.errors import InvalidInput, NotFound
 from imagify.domain.permissions import Permissions
+from imagify.domain.quotas import MAX_LINK_SECONDS, MIN_LINK_SECONDS, Limits, Usage
 
-MIN_LINK_SECONDS = 300
-MAX_LINK_SECONDS = 30000
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -26,6 +25,10 @@ class User:
     # Raised with every password change: a token or session names the version it was
     # issued under, and is refused once its user's version has moved on.
     token_version: int = 0
+    # The most generous of the tiers' limits, and what the user's images take now: both
+    # filled in by the repository on every read, like permissions.
+    limits: Limits = field(default_factory=Limits)
+    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass(frozen=True)
@@ -84,14 +87,17 @@ class RenderedThumbnail:
     sha256: str
 
 
-def link_lifetime(seconds: object) -> timedelta:
-    """The link policy: an integer number of seconds, 300..30000."""
+def link_lifetime(seconds: object, limits: Limits | None = None) -> timedelta:
+    """The link policy: an integer number of seconds, 300..30000, and at most the owner's
+    tiers' max_link_seconds."""
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         raise InvalidInput(f"'seconds' must be an integer, got {seconds!r}")
     if not MIN_LINK_SECONDS <= seconds <= MAX_LINK_SECONDS:
         raise InvalidInput(
             f"'seconds' must be between {MIN_LINK_SECONDS} and {MAX_LINK_SECONDS}, got {seconds}"
         )
+    if limits is not None:
+        limits.check_link_seconds(seconds)
     return timedelta(seconds=seconds)
 
 
@@ -101,6 +107,29 @@ class ExpiringLink:
     image_id: str
     expires_at: datetime
     owner_id: int | None = None  # None only for links made before owners were recorded
+    created_at: datetime | None = None  # None only for links made before migration 0004
+
+
+LINK_ID_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """A live link as its owner sees it: never its token, only an id to revoke it by."""
+
+    id: str  # the first LINK_ID_LENGTH hex digits of the token's sha256
+    image_id: str
+    created_at: datetime | None
+    expires_at: datetime
+
+
+_LINK_ID = re.compile(f"[0-9a-f]{{{LINK_ID_LENGTH}}}")
+
+
+def check_link_id(link_id: str) -> str:
+    if not isinstance(link_id, str) or _LINK_ID.fullmatch(link_id) is None:
+        raise NotFound(f"no link with id {link_id!r}")
+    return link_id
 
 
 _IMAGE_ID = re.compile(r"[0-9a-f]{32}")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from imagify.domain.errors import InvalidInput
+from imagify.domain.quotas import Limits
 
 MIN_THUMBNAIL_HEIGHT = 1
 MAX_THUMBNAIL_HEIGHT = 4096
@@ -101,6 +102,7 @@ class Permissions:
 class Tier:
     name: str
     permissions: Permissions
+    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         check_tier_name(self.name)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
-from imagify.domain.model import ExpiringLink, Image, ImageInfo, RenderedThumbnail, Rendition, User
+from imagify.domain.model import ExpiringLink, Image, ImageInfo, LinkInfo, RenderedThumbnail, Rendition, User
 from imagify.domain.permissions import Tier
+from imagify.domain.quotas import Usage
 
 
 class UserRepository(Protocol):
@@ -31,6 +32,11 @@ class UserRepository(Protocol):
         to add an image of theirs, exclusive to delete them, so no upload outlives them."""
     def lock_admins(self) -> int:
         """How many admins there are, holding their rows until the unit of work ends."""
+    def add_usage(self, user_id: int, images: int, storage_bytes: int) -> None:
+        """Change the user's usage by these amounts (negative to release), with the image rows."""
+    def set_usage(self, user_id: int, usage: Usage) -> None: ...
+    def recorded_usage(self) -> dict[int, Usage]:
+        """Every user's usage counters as stored: for the doctor to compare with the rows."""
 
 
 class TierRepository(Protocol):
@@ -68,6 +74,9 @@ class ImageRepository(Protocol):
     def delete(self, image_id: str) -> None: ...
     def ids_without_owner(self) -> list[str]:
         """Images whose owner no longer exists (a user deletion cut short)."""
+    def usage_by_owner(self, owner_id: int | None = None) -> dict[int, Usage]:
+        """What each owner's (or only `owner_id`'s) image rows add up to; owners with no
+        image are left out."""
 
 
 class RenditionRepository(Protocol):
@@ -156,6 +165,10 @@ class LinkStore(Protocol):
         were), or None when unknown or expired."""
 
     def delete_for_image(self, image_id: str) -> None: ...
+    def list_for_image(self, image_id: str, now: datetime) -> list[LinkInfo]:
+        """The image's live links, soonest to expire first."""
+    def revoke(self, image_id: str, link_id: str) -> bool:
+        """End the image's link with this id now; False when there is none."""
     def check(self) -> None: ...
 
 

@@ -20,6 +20,7 @@ from imagify.adapters.sql.unit_of_work import sqlite_file
 from imagify.domain.errors import DomainError, InvalidInput
 from imagify.domain.model import check_password
 from imagify.domain.permissions import EXPIRING_LINKS, ORIGINAL_ACCESS, thumbnail_codename
+from imagify.domain.quotas import LIMIT_NAMES, Limits
 from imagify.entrypoints.container import Container, build_container
 from imagify.logs import configure_logging, uvicorn_log_config
 from imagify.settings import Settings, SettingsError, load_settings
@@ -256,6 +257,12 @@ def users_show(name: str) -> None:
     click.echo(f"user:        {user.username}{' [admin]' if user.is_admin else ''}")
     click.echo(f"tiers:       {', '.join(user.tiers) or 'none'}")
     click.echo(f"permissions: {' '.join(user.permissions.sorted()) or 'none'}")
+    click.echo(f"usage:       {user.usage.images} images, {user.usage.storage_bytes} bytes")
+    click.echo(f"limits:      {_limits_text(user.limits)}")
+
+
+def _limits_text(limits: Limits) -> str:
+    return " ".join(f"{name}={'unlimited' if v is None else v}" for name, v in limits.as_dict().items())
 
 
 @users.command("set-tiers")
@@ -317,6 +324,7 @@ def tiers_show(name: str) -> None:
     click.echo(f"original:       {'yes' if p.original_access else 'no'}")
     click.echo(f"expiring links: {'yes' if p.expiring_links else 'no'}")
     click.echo(f"permissions:    {' '.join(p.sorted()) or 'none'}")
+    click.echo(f"limits:         {_limits_text(tier.limits)}")
 
 
 THUMBNAIL_HELP = "a thumbnail height in pixels, 1 to 4096 (repeatable)"
@@ -329,15 +337,49 @@ def _codenames(heights: tuple[int, ...], original: bool, expiring_links: bool) -
     return codenames
 
 
+class LimitValue(click.ParamType):
+    """A limit on the command line: a non-negative integer, or 'none' for unlimited."""
+
+    name = "N|none"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if isinstance(value, int) or value is None:
+            return value
+        text = str(value).strip().lower()
+        if text in ("none", "unlimited"):
+            return UNLIMITED
+        if not text.isdigit():
+            self.fail(f"{value!r} is not a non-negative integer or 'none'", param, ctx)
+        return int(text)
+
+
+UNLIMITED = "unlimited"  # what LimitValue gives for 'none': remove the limit
+LIMIT_HELP = "a limit (a non-negative integer, or 'none' to remove it)"
+
+
+def _limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for limit in reversed(LIMIT_NAMES):
+        flag = "--" + limit.replace("_", "-")
+        command = click.option(flag, limit, type=LimitValue(), default=None, help=LIMIT_HELP)(command)
+    return command
+
+
+def _limits_given(options: dict[str, object]) -> dict[str, object]:
+    return {n: (None if v == UNLIMITED else v) for n, v in options.items() if n in LIMIT_NAMES and v is not None}
+
+
 @tiers.command("create")
 @click.argument("name")
 @click.option("--thumbnail", "heights", multiple=True, type=int, help=THUMBNAIL_HELP)
 @click.option("--original", is_flag=True, help="grant access to original images")
 @click.option("--expiring-links", is_flag=True, help="grant creating expiring links")
+@_limit_options
 @one_line_errors
-def tiers_create(name: str, heights: tuple[int, ...], original: bool, expiring_links: bool) -> None:
-    """Create a tier."""
-    tier = container().admin().create_tier(CLI_ACTOR, name, _codenames(heights, original, expiring_links))
+def tiers_create(name: str, heights: tuple[int, ...], original: bool, expiring_links: bool, **limits: object) -> None:
+    """Create a tier (unlimited unless limits are given)."""
+    tier = container().admin().create_tier(
+        CLI_ACTOR, name, _codenames(heights, original, expiring_links), _limits_given(limits)
+    )
     click.echo(f"created tier {tier.name}: {' '.join(tier.permissions.sorted()) or 'no permissions'}")
 
 
@@ -346,28 +388,31 @@ def tiers_create(name: str, heights: tuple[int, ...], original: bool, expiring_l
 @click.option("--thumbnail", "heights", multiple=True, type=int, help=THUMBNAIL_HELP + "; replaces the heights")
 @click.option("--original/--no-original", default=None, help="grant or withdraw access to originals")
 @click.option("--expiring-links/--no-expiring-links", default=None, help="grant or withdraw expiring links")
+@_limit_options
 @one_line_errors
 def tiers_edit(
-    name: str, heights: tuple[int, ...], original: bool | None, expiring_links: bool | None
+    name: str, heights: tuple[int, ...], original: bool | None, expiring_links: bool | None, **limits: object
 ) -> None:
-    """Change a tier; what is not given stays as it is."""
-    if not heights and original is None and expiring_links is None:
+    """Change a tier's permissions or limits; what is not given stays as it is."""
+    given = _limits_given(limits)
+    permissions_given = heights or original is not None or expiring_links is not None
+    if not permissions_given and not given:
         raise InvalidInput(
-            "nothing to change: give --thumbnail, --original/--no-original or "
-            "--expiring-links/--no-expiring-links"
+            "nothing to change: give --thumbnail, --original/--no-original, "
+            "--expiring-links/--no-expiring-links or a limit (--max-images N ...)"
         )
     admin = container().admin()
     current = admin.get_tier(name).permissions
-    tier = admin.replace_tier(
-        CLI_ACTOR,
-        name,
-        _codenames(
-            heights or tuple(current.thumbnail_heights),
-            current.original_access if original is None else original,
-            current.expiring_links if expiring_links is None else expiring_links,
-        ),
+    codenames = _codenames(
+        heights or tuple(current.thumbnail_heights),
+        current.original_access if original is None else original,
+        current.expiring_links if expiring_links is None else expiring_links,
+    )
+    tier = admin.patch_tier(
+        CLI_ACTOR, name, permissions=codenames if permissions_given else None, limits=given or None
     )
     click.echo(f"tier {tier.name}: {' '.join(tier.permissions.sorted()) or 'no permissions'}")
+    click.echo(f"limits: {_limits_text(tier.limits)}")
 
 
 @tiers.command("delete")

@@ -175,7 +175,9 @@ class Container(containers.DeclarativeContainer):
     )
     link_service = providers.Singleton(LinkService, uow, links, clock, ids, read_cache)
     auth = providers.Singleton(AuthService, uow, hasher, signer, clock, read_cache)
-    admin = providers.Singleton(AdminService, uow, hasher, blobs, links, read_cache)
+    admin = providers.Singleton(
+        AdminService, uow, hasher, blobs, links, read_cache, settings.provided.max_upload_bytes
+    )
     doctor = providers.Factory(DoctorService, uow, blobs, links, clock, read_cache)
     login_throttle = providers.Singleton(build_login_throttle, settings, redis)
 

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from imagify.adapters.sql.tables import links
 from imagify.adapters.sql.unit_of_work import check_database, unreachable_as_unavailable
 from imagify.adapters.security import token_hash
-from imagify.domain.model import ExpiringLink
+from imagify.domain.model import LINK_ID_LENGTH, ExpiringLink, LinkInfo
 
 # On about one resolve in this many, remove a small batch of expired rows.
 SWEEP_ONE_IN = 50
@@ -29,6 +29,7 @@ class SqlLinkStore:
                     image_id=link.image_id,
                     expires_at=link.expires_at,
                     owner_id=link.owner_id,
+                    created_at=link.created_at,
                 )
             )
 
@@ -45,6 +46,29 @@ class SqlLinkStore:
     def delete_for_image(self, image_id: str) -> None:
         with unreachable_as_unavailable(), self._engine.begin() as connection:
             connection.execute(delete(links).where(links.c.image_id == image_id))
+
+    def list_for_image(self, image_id: str, now: datetime) -> list[LinkInfo]:
+        query = (
+            select(links.c.token_hash, links.c.created_at, links.c.expires_at)
+            .where(links.c.image_id == image_id, links.c.expires_at > now)
+            .order_by(links.c.expires_at, links.c.token_hash)
+        )
+        with unreachable_as_unavailable(), self._engine.begin() as connection:
+            rows = connection.execute(query).all()
+        return [
+            LinkInfo(row.token_hash[:LINK_ID_LENGTH], image_id, row.created_at, row.expires_at)
+            for row in rows
+        ]
+
+    def revoke(self, image_id: str, link_id: str) -> bool:
+        # The id is a prefix of the hash: match it among the image's links only.
+        with unreachable_as_unavailable(), self._engine.begin() as connection:
+            result = connection.execute(
+                delete(links).where(
+                    links.c.image_id == image_id, links.c.token_hash.startswith(link_id, autoescape=True)
+                )
+            )
+        return bool(result.rowcount)
 
     def check(self) -> None:
         check_database(self._engine)

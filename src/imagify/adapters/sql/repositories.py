@@ -29,17 +29,19 @@ from imagify.adapters.sql.tables import images, renditions, tier_permissions, ti
 from imagify.domain.errors import Conflict
 from imagify.domain.model import Image, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
+from imagify.domain.quotas import LIMIT_NAMES, Limits, Usage
 from imagify.domain.ports import Cursor
 
 
 # The statements every request runs, built once: SQLAlchemy then reuses their cache keys
 # and compiled SQL instead of rebuilding them per call.
+_TIER_LIMITS = [tiers.c[name] for name in LIMIT_NAMES]
 _USER_WITH_PERMISSIONS = select(
-    users, user_tiers.c.tier_name, tier_permissions.c.codename
+    users, user_tiers.c.tier_name, tier_permissions.c.codename, *_TIER_LIMITS
 ).select_from(
-    users.outerjoin(user_tiers, user_tiers.c.user_id == users.c.id).outerjoin(
-        tier_permissions, tier_permissions.c.tier_name == user_tiers.c.tier_name
-    )
+    users.outerjoin(user_tiers, user_tiers.c.user_id == users.c.id)
+    .outerjoin(tier_permissions, tier_permissions.c.tier_name == user_tiers.c.tier_name)
+    .outerjoin(tiers, tiers.c.name == user_tiers.c.tier_name)
 )
 _USER_BY_ID = _USER_WITH_PERMISSIONS.where(users.c.id == bindparam("key"))
 _USER_BY_NAME = _USER_WITH_PERMISSIONS.where(users.c.username == bindparam("key"))
@@ -148,6 +150,27 @@ class SqlAlchemyUserRepository:
         _begin_immediate(self._db)
         return len(self._db.execute(_ADMIN_ROWS).all())
 
+    def add_usage(self, user_id: int, images: int, storage_bytes: int) -> None:
+        self._db.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(
+                usage_images=users.c.usage_images + images,
+                usage_storage_bytes=users.c.usage_storage_bytes + storage_bytes,
+            )
+        )
+
+    def set_usage(self, user_id: int, usage: Usage) -> None:
+        self._db.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(usage_images=usage.images, usage_storage_bytes=usage.storage_bytes)
+        )
+
+    def recorded_usage(self) -> dict[int, Usage]:
+        query = select(users.c.id, users.c.usage_images, users.c.usage_storage_bytes)
+        return {row.id: Usage(row.usage_images, row.usage_storage_bytes) for row in self._db.execute(query)}
+
     def _insert_tiers(self, user_id: int, tier_names: Iterable[str]) -> None:
         rows = [{"user_id": user_id, "tier_name": name} for name in dict.fromkeys(tier_names)]
         if rows:
@@ -158,7 +181,7 @@ class SqlAlchemyUserRepository:
         rows = self._db.execute(query, params).all()
         if not rows:
             return None
-        tier_names = {row.tier_name for row in rows if row.tier_name is not None}
+        tier_limits = {row.tier_name: _limits(row) for row in rows if row.tier_name is not None}
         codenames = {row.codename for row in rows if row.codename is not None}
         row = rows[0]
         return User(
@@ -166,9 +189,11 @@ class SqlAlchemyUserRepository:
             username=row.username,
             password_hash=row.password_hash,
             is_admin=bool(row.is_admin),
-            tiers=sorted(tier_names),
+            tiers=sorted(tier_limits),
             permissions=Permissions(frozenset(codenames)),
             token_version=row.token_version,
+            limits=Limits.most_generous(tier_limits.values()),
+            usage=Usage(row.usage_images, row.usage_storage_bytes),
         )
 
     def _read(self, query: Select[Any]) -> list[User]:
@@ -177,26 +202,29 @@ class SqlAlchemyUserRepository:
         if not rows:
             return []
         held = self._db.execute(
-            select(user_tiers.c.user_id, user_tiers.c.tier_name, tier_permissions.c.codename)
+            select(user_tiers.c.user_id, user_tiers.c.tier_name, tier_permissions.c.codename, *_TIER_LIMITS)
             .select_from(user_tiers)
             .outerjoin(tier_permissions, tier_permissions.c.tier_name == user_tiers.c.tier_name)
+            .outerjoin(tiers, tiers.c.name == user_tiers.c.tier_name)
             .where(user_tiers.c.user_id.in_([row.id for row in rows]))
         ).all()
-        tier_names: dict[int, set[str]] = defaultdict(set)
+        tier_limits: dict[int, dict[str, Limits]] = defaultdict(dict)
         codenames: dict[int, set[str]] = defaultdict(set)
-        for user_id, tier_name, codename in held:
-            tier_names[user_id].add(tier_name)
-            if codename is not None:
-                codenames[user_id].add(codename)
+        for held_row in held:
+            tier_limits[held_row.user_id][held_row.tier_name] = _limits(held_row)
+            if held_row.codename is not None:
+                codenames[held_row.user_id].add(held_row.codename)
         return [
             User(
                 id=row.id,
                 username=row.username,
                 password_hash=row.password_hash,
                 is_admin=bool(row.is_admin),
-                tiers=sorted(tier_names[row.id]),
+                tiers=sorted(tier_limits[row.id]),
                 permissions=Permissions(frozenset(codenames[row.id])),
                 token_version=row.token_version,
+                limits=Limits.most_generous(tier_limits[row.id].values()),
+                usage=Usage(row.usage_images, row.usage_storage_bytes),
             )
             for row in rows
         ]
@@ -208,7 +236,7 @@ class SqlAlchemyTierRepository:
 
     def add(self, tier: Tier) -> None:
         try:
-            self._db.execute(insert(tiers).values(name=tier.name))
+            self._db.execute(insert(tiers).values(name=tier.name, **tier.limits.as_dict()))
         except IntegrityError:
             raise Conflict(f"a tier named {tier.name!r} already exists") from None
         self._insert_permissions(tier)
@@ -221,6 +249,7 @@ class SqlAlchemyTierRepository:
         return self._read(None)
 
     def save(self, tier: Tier) -> None:
+        self._db.execute(update(tiers).where(tiers.c.name == tier.name).values(**tier.limits.as_dict()))
         self._db.execute(delete(tier_permissions).where(tier_permissions.c.tier_name == tier.name))
         self._insert_permissions(tier)
 
@@ -240,7 +269,7 @@ class SqlAlchemyTierRepository:
 
     def _read(self, condition: ColumnElement[bool] | None) -> list[Tier]:
         query = (
-            select(tiers.c.name, tier_permissions.c.codename)
+            select(tiers.c.name, tier_permissions.c.codename, *_TIER_LIMITS)
             .select_from(tiers)
             .outerjoin(tier_permissions, tier_permissions.c.tier_name == tiers.c.name)
             .order_by(tiers.c.name)
@@ -248,11 +277,13 @@ class SqlAlchemyTierRepository:
         if condition is not None:
             query = query.where(condition)
         codenames: dict[str, set[str]] = {}
-        for name, codename in self._db.execute(query):
-            codenames.setdefault(name, set())
-            if codename is not None:
-                codenames[name].add(codename)
-        return [Tier(name, Permissions(frozenset(c))) for name, c in codenames.items()]
+        limits: dict[str, Limits] = {}
+        for row in self._db.execute(query):
+            codenames.setdefault(row.name, set())
+            limits[row.name] = _limits(row)
+            if row.codename is not None:
+                codenames[row.name].add(row.codename)
+        return [Tier(name, Permissions(frozenset(c)), limits[name]) for name, c in codenames.items()]
 
 
 class SqlAlchemyImageRepository:
@@ -311,6 +342,15 @@ class SqlAlchemyImageRepository:
     def delete(self, image_id: str) -> None:
         self._db.execute(delete(images).where(images.c.id == image_id))
 
+    def usage_by_owner(self, owner_id: int | None = None) -> dict[int, Usage]:
+        """What each owner's image rows add up to: the truth the usage counters must match."""
+        query = select(images.c.owner_id, func.count(), func.coalesce(func.sum(images.c.size_bytes), 0)).group_by(
+            images.c.owner_id
+        )
+        if owner_id is not None:
+            query = query.where(images.c.owner_id == owner_id)
+        return {owner: Usage(int(count), int(total)) for owner, count, total in self._db.execute(query)}
+
     def ids_without_owner(self) -> list[str]:
         query = select(images.c.id).where(images.c.owner_id.not_in(select(users.c.id))).order_by(images.c.id)
         return list(self._db.execute(query).scalars())
@@ -359,6 +399,10 @@ def _begin_immediate(db: Connection) -> None:
     """
     if db.dialect.name == "sqlite" and not db.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
         db.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _limits(row: Row[Any]) -> Limits:
+    return Limits(**{name: getattr(row, name) for name in LIMIT_NAMES})
 
 
 def _image(row: Row[Any]) -> Image:

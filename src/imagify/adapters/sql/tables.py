@@ -69,6 +69,9 @@ users = Table(
     Column("created_at", UtcDateTime, nullable=False),
     # Raised by every password change; tokens name the version they were issued under.
     Column("token_version", Integer, nullable=False, server_default="0"),
+    # What the user's images take: changed with the image rows, this row locked first.
+    Column("usage_images", BigInteger, nullable=False, server_default="0"),
+    Column("usage_storage_bytes", BigInteger, nullable=False, server_default="0"),
     sqlite_autoincrement=True,  # ids are never reused: a token names its user by id
     **MYSQL_OPTIONS,
 )
@@ -77,6 +80,11 @@ tiers = Table(
     "tiers",
     metadata,
     Column("name", String(64), primary_key=True),
+    # The tier's limits; NULL is unlimited.
+    Column("max_images", BigInteger, nullable=True),
+    Column("max_storage_bytes", BigInteger, nullable=True),
+    Column("max_upload_bytes", BigInteger, nullable=True),
+    Column("max_link_seconds", Integer, nullable=True),
     **MYSQL_OPTIONS,
 )
 
@@ -136,6 +144,7 @@ links = Table(
     Column("image_id", String(32), nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("owner_id", Integer, nullable=True),  # NULL only for links made before migration 0003
+    Column("created_at", UtcDateTime, nullable=True),  # NULL only for links made before 0004
     Index("ix_links_image_id", "image_id"),
     Index("ix_links_expires_at", "expires_at"),
     **MYSQL_OPTIONS,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from imagify.domain.errors import Conflict, InvalidInput, NotFound
 from imagify.domain.model import User, check_password, check_username
 from imagify.domain.permissions import Permissions, Tier, check_tier_name
 from imagify.domain.ports import BlobStorage, LinkStore, PasswordHasher, UnitOfWork, UnitOfWorkFactory
+from imagify.domain.quotas import Limits
 from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.images import delete_images
 
@@ -26,12 +27,19 @@ class AdminService:
         blobs: BlobStorage,
         links: LinkStore,
         cache: ReadCache,
+        max_upload_bytes: int | None = None,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._blobs = blobs
         self._links = links
         self._cache = cache  # told of every change, so permissions apply on the next request
+        self._max_upload_bytes = max_upload_bytes  # the server's own limit, if known
+
+    def _limits(self, limits: Limits) -> Limits:
+        if self._max_upload_bytes is not None:
+            limits.check_server_upload_limit(self._max_upload_bytes)
+        return limits
 
     # Tiers
 
@@ -49,25 +57,32 @@ class AdminService:
         with self._uow() as uow:
             return _tier(uow, name)
 
-    def create_tier(self, actor: str, name: str, permissions: Iterable[str]) -> Tier:
-        tier = Tier(check_tier_name(name), Permissions.parse(permissions))
+    def create_tier(
+        self, actor: str, name: str, permissions: Iterable[str], limits: Mapping[str, object] | None = None
+    ) -> Tier:
+        tier = Tier(check_tier_name(name), Permissions.parse(permissions), self._limits(Limits.parse(limits)))
         with self._uow() as uow:
             if uow.tiers.get(name) is not None:
                 raise Conflict(f"a tier named {name!r} already exists")
             uow.tiers.add(tier)
             uow.commit()
             self._cache.users_changed()
-        _audit(actor, "tier.create", name, permissions=tier.permissions.sorted())
+        _audit(actor, "tier.create", name, permissions=tier.permissions.sorted(), limits=tier.limits.as_dict())
         return tier
 
-    def replace_tier(self, actor: str, name: str, permissions: Iterable[str]) -> Tier:
-        tier = Tier(name, Permissions.parse(permissions))
+    def replace_tier(
+        self, actor: str, name: str, permissions: Iterable[str], limits: Mapping[str, object] | None = None
+    ) -> Tier:
+        """Replace the permissions, and the limits when given (else they stay as they are)."""
+        parsed = Permissions.parse(permissions)
+        new_limits = None if limits is None else self._limits(Limits.parse(limits))
         with self._uow() as uow:
-            _tier(uow, name)
+            current = _tier(uow, name)
+            tier = Tier(name, parsed, current.limits if new_limits is None else new_limits)
             uow.tiers.save(tier)
             uow.commit()
             self._cache.users_changed()
-        _audit(actor, "tier.update", name, permissions=tier.permissions.sorted())
+        _audit(actor, "tier.update", name, permissions=tier.permissions.sorted(), limits=tier.limits.as_dict())
         return tier
 
     def patch_tier(
@@ -78,17 +93,21 @@ class AdminService:
         permissions: Iterable[str] | None = None,
         add: Iterable[str] = (),
         remove: Iterable[str] = (),
+        limits: Mapping[str, object] | None = None,
     ) -> Tier:
-        """Replace the permissions, or add and remove some, in one transaction."""
+        """Replace the permissions, or add and remove some, and change the limits named in
+        `limits` (null removes one), in one transaction."""
         added, removed = Permissions.parse(add), Permissions.parse(remove)
+        Limits.parse(limits)  # bad names or values are refused before anything is read
         with self._uow() as uow:
-            current = _tier(uow, name).permissions
-            base = Permissions.parse(permissions) if permissions is not None else current
-            tier = Tier(name, Permissions((base.codenames | added.codenames) - removed.codenames))
+            found = _tier(uow, name)
+            base = Permissions.parse(permissions) if permissions is not None else found.permissions
+            new_limits = found.limits if limits is None else self._limits(found.limits.changed(limits))
+            tier = Tier(name, Permissions((base.codenames | added.codenames) - removed.codenames), new_limits)
             uow.tiers.save(tier)
             uow.commit()
             self._cache.users_changed()
-        _audit(actor, "tier.update", name, permissions=tier.permissions.sorted())
+        _audit(actor, "tier.update", name, permissions=tier.permissions.sorted(), limits=tier.limits.as_dict())
         return tier
 
     def delete_tier(self, actor: str, name: str) -> None:

@@ -6,6 +6,7 @@ are gone. Uploads and renders write the blob first, so a young blob with no row 
 one in flight: only blobs older than `min_age` count as orphaned. A user deletion cut
 short leaves images whose owner is gone; a writer killed mid-write leaves a partial one
 in the storage (a temporary file, an unfinished upload), counted once older than `min_age`.
+A user's usage counters that differ from what their image rows add up to are drift.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 
 from imagify.domain.model import Image, Rendition
 from imagify.domain.ports import BlobStorage, Clock, LinkStore, UnitOfWorkFactory
+from imagify.domain.quotas import Usage
 from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.images import delete_images
 
@@ -27,6 +29,7 @@ ORPHANED_BLOB = "orphaned blob"
 MISSING_ORIGINAL = "missing original"
 MISSING_THUMBNAIL = "missing thumbnail"
 OWNERLESS_IMAGE = "ownerless image"
+USAGE_DRIFT = "usage drift"
 
 ORIGINALS, THUMBNAILS = "originals/", "thumbnails/"
 USERS_PAGE = 100
@@ -59,7 +62,7 @@ class Report:
         if not self.findings:
             return f"{checked}: no problems found"
         kinds = Counter(f.kind for f in self.findings)
-        order = [MISSING_ORIGINAL, MISSING_THUMBNAIL, OWNERLESS_IMAGE, ORPHANED_BLOB]
+        order = [MISSING_ORIGINAL, MISSING_THUMBNAIL, OWNERLESS_IMAGE, ORPHANED_BLOB, USAGE_DRIFT]
         ordered = sorted(kinds, key=lambda k: (order.index(k) if k in order else len(order), k))
         found = ", ".join(f"{kinds[k]} {k}{'s' if kinds[k] > 1 else ''}" for k in ordered)
         fixed = len(self.findings) - self.unfixed
@@ -147,7 +150,40 @@ class DoctorService:
                 self._blobs.remove_leftover(leftover)
             detail = "left by a write that never finished" + ("; removed it" if fix else "")
             found(Finding(leftover.kind, leftover.key, detail, fixed=fix))
+
+        for finding in self._usage_drift(fix):
+            found(finding)
         return report
+
+    # Usage counters
+
+    def _usage_drift(self, fix: bool) -> Iterator[Finding]:
+        """Users whose usage counters differ from what their image rows add up to."""
+        with self._uow() as uow:
+            recorded = uow.users.recorded_usage()
+            actual = uow.images.usage_by_owner()
+        for user_id in sorted(recorded):
+            if recorded[user_id] == actual.get(user_id, Usage()):
+                continue
+            with self._uow() as uow:
+                # Held as an upload holds it: no upload or delete of theirs moves it meanwhile.
+                if not uow.users.lock(user_id, exclusive=True):
+                    continue
+                stored = uow.users.recorded_usage().get(user_id, Usage())
+                truth = uow.images.usage_by_owner(user_id).get(user_id, Usage())
+                if stored == truth:
+                    continue  # an upload or delete in flight during the first read
+                detail = (
+                    f"user {user_id} is counted {stored.images} images and {stored.storage_bytes} bytes; "
+                    f"their images add up to {truth.images} and {truth.storage_bytes}"
+                )
+                if fix:
+                    uow.users.set_usage(user_id, truth)
+                    uow.commit()
+                    detail += "; set the counters to match"
+            if fix:
+                self._cache.images_changed(user_id)
+            yield Finding(USAGE_DRIFT, f"user {user_id}", detail, fixed=fix)
 
     # The row side
 

@@ -135,14 +135,23 @@ class ImageService:
             storage_key=original_key(image_id),
             created_at=self._clock.now(),
         )
+        # Refused before the bytes are stored when the usage read with the request says so;
+        # the check that counts is the one below, in the transaction.
+        owner.limits.check_upload(owner.usage, size)
         self._blobs.put(image.storage_key, stream, image.content_type)
         try:
             with self._uow() as uow:
-                # Shared: a deletion of the owner in flight ends first, then this fails,
-                # so no image is kept that nobody can reach.
-                if not uow.users.lock(image.owner_id, exclusive=False):
+                # Exclusive: a deletion of the owner in flight ends first, then this fails,
+                # so no image is kept that nobody can reach; and uploads of one owner take
+                # turns, each checking the usage the one before it committed.
+                if not uow.users.lock(image.owner_id, exclusive=True):
                     raise Unauthorized("the user of this token no longer exists; log in again")
+                current = uow.users.get(image.owner_id)
+                if current is None:
+                    raise Unauthorized("the user of this token no longer exists; log in again")
+                current.limits.check_upload(current.usage, size)
                 uow.images.add(image)
+                uow.users.add_usage(image.owner_id, 1, size)
                 uow.commit()
         except BaseException:
             self._delete_blobs([image.storage_key])
@@ -331,6 +340,11 @@ def delete_images(
             # deleted image answer 404, and the link store expires them by their TTL.
             log.warning("links of image %s not deleted now: %s", image_id, error.detail)
         with uow_factory() as uow:
+            # The owner's row first, as an upload takes it, so the usage released below
+            # and an upload's check never miss each other (and never deadlock).
+            owner_id = uow.images.owner_of(image_id)
+            if owner_id is not None:
+                uow.users.lock(owner_id, exclusive=True)
             # Exclusive first: a thumbnail being recorded now either commits before (and is
             # listed here) or finds the image gone (and deletes its own bytes).
             image = uow.images.lock(image_id, exclusive=True)
@@ -339,6 +353,7 @@ def delete_images(
             keys = [image.storage_key] + [r.storage_key for r in uow.renditions.list_for(image_id)]
             uow.renditions.delete_for(image_id)
             uow.images.delete(image_id)
+            uow.users.add_usage(image.owner_id, -1, -image.size_bytes)
             uow.commit()
         cache.images_changed(image.owner_id)
         _delete_blobs(blobs, keys)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from imagify.domain.errors import Forbidden, NotFound
-from imagify.domain.model import ExpiringLink, Image, User, link_lifetime
+from imagify.domain.model import ExpiringLink, Image, LinkInfo, User, check_link_id, link_lifetime
 from imagify.domain.ports import Clock, IdGenerator, LinkStore, UnitOfWorkFactory
 from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.auth import USER, current_user
@@ -41,10 +41,35 @@ class LinkService:
             raise NotFound(f"no image with id {image_id!r}")
         if not owner.permissions.expiring_links:
             raise Forbidden("your tiers do not include generating expiring links")
-        lifetime = link_lifetime(seconds)
-        link = ExpiringLink(self._ids.link_token(), image_id, self._clock.now() + lifetime, owner.id)
+        lifetime = link_lifetime(seconds, owner.limits)
+        now = self._clock.now()
+        link = ExpiringLink(self._ids.link_token(), image_id, now + lifetime, owner.id, now)
         self._links.add(link)
         return link
+
+    def list(self, owner: User, image_id: str) -> list[LinkInfo]:
+        """The owner's image's live links (ids and dates, never tokens)."""
+        self._owned(owner, image_id)
+        return self._links.list_for_image(image_id, self._clock.now())
+
+    def revoke(self, owner: User, image_id: str, link_id: str | None = None) -> None:
+        """End one link of the owner's image (by id), or all of them when link_id is None.
+
+        The owner's change counter moves after, so every process forgets the link at once.
+        """
+        owner_id = self._owned(owner, image_id)
+        try:
+            if link_id is None:
+                self._links.delete_for_image(image_id)
+            elif not self._links.revoke(image_id, check_link_id(link_id)):
+                raise NotFound(f"no live link with id {link_id!r} on image {image_id!r}")
+        finally:
+            self._cache.images_changed(owner_id)
+
+    def _owned(self, owner: User, image_id: str) -> int:
+        if owner.id is None or owned_image(self._uow, self._cache, owner.id, image_id) is None:
+            raise NotFound(f"no image with id {image_id!r}")
+        return owner.id
 
     def resolve(self, token: str) -> Image:
         now = self._clock.now()

@@ -66,17 +66,39 @@ def permissions_from(form: Any) -> tuple[list[str], list[int]]:
     return codenames, heights
 
 
+LIMIT_LABELS = {
+    "max_images": "Images kept",
+    "max_storage_bytes": "Bytes of originals stored",
+    "max_upload_bytes": "Bytes per upload",
+    "max_link_seconds": "Seconds an expiring link lives (300–30000)",
+}
+
+
+def limits_from(form: Any) -> dict[str, int | None] | None:
+    """The limits typed in the form (empty: unlimited); None when the form has no limit fields."""
+    if not any(name in form for name in LIMIT_LABELS):
+        return None
+    limits: dict[str, int | None] = {}
+    for name in LIMIT_LABELS:
+        text = str(form.get(name) or "").strip()
+        if text and not text.isdigit():
+            raise InvalidInput(f"limit {name!r} must be a whole number, or empty for unlimited; got {text!r}")
+        limits[name] = int(text) if text else None
+    return limits
+
+
 def _tier_page(request: Request, user: User, tier: dict[str, Any], status: int = 200, **context: Any) -> Response:
     return render(
         request, "tier.html", user, status=status, tier=tier,
-        min_height=MIN_THUMBNAIL_HEIGHT, max_height=MAX_THUMBNAIL_HEIGHT,
+        min_height=MIN_THUMBNAIL_HEIGHT, max_height=MAX_THUMBNAIL_HEIGHT, limit_labels=LIMIT_LABELS,
         confirm=request.query_params.get("confirm") == "delete", **context,
     )
 
 
 def _tier_view(tier: Tier) -> dict[str, Any]:
     p = tier.permissions
-    return {"name": tier.name, "heights": p.thumbnail_heights, "original": p.original_access, "links": p.expiring_links}
+    return {"name": tier.name, "heights": p.thumbnail_heights, "original": p.original_access, "links": p.expiring_links,
+            "limits": tier.limits.as_dict()}
 
 
 @get("/admin/tiers")
@@ -89,7 +111,7 @@ async def tiers_page(request: Request) -> Response:
 @get("/admin/tiers/new")
 async def new_tier_page(request: Request) -> Response:
     user = await signed_in_admin(request)
-    return _tier_page(request, user, {"name": "", "heights": [], "original": False, "links": False}, new=True)
+    return _tier_page(request, user, {"name": "", "heights": [], "original": False, "links": False, "limits": {}}, new=True)
 
 
 @post("/admin/tiers")
@@ -97,10 +119,11 @@ async def create_tier(request: Request) -> Response:
     user = await signed_in_admin(request)
     form = await _form(request)
     name = str(form.get("name", "")).strip()
-    view = {"name": name, "original": bool(form.get("original")), "links": bool(form.get("links")), "heights": []}
+    view = {"name": name, "original": bool(form.get("original")), "links": bool(form.get("links")), "heights": [],
+            "limits": {n: form.get(n) for n in LIMIT_LABELS}}
     try:
         codenames, view["heights"] = permissions_from(form)
-        await _run(request, "create_tier", user.username, name, codenames)
+        await _run(request, "create_tier", user.username, name, codenames, limits_from(form))
     except (InvalidInput, Conflict) as error:
         return _tier_page(request, user, view, 409 if isinstance(error, Conflict) else 400, new=True, error=error.detail)
     return see_other(f"/console/admin/tiers/{name}", "tier-created")
@@ -117,13 +140,14 @@ async def save_tier(request: Request, name: FromPath[str]) -> Response:
     user = await signed_in_admin(request)
     form = await _form(request)
     current = await _run(request, "get_tier", name)
-    view = {**_tier_view(current), "original": bool(form.get("original")), "links": bool(form.get("links"))}
+    view = {**_tier_view(current), "original": bool(form.get("original")), "links": bool(form.get("links")),
+            "limits": {n: form.get(n) for n in LIMIT_LABELS}}
     try:
         codenames, view["heights"] = permissions_from(form)
         # Codenames this editor does not show (added through the API) are kept.
         shown = {c for c in current.permissions.codenames if c.startswith("thumbnail:")} | {ORIGINAL_ACCESS, EXPIRING_LINKS}
         kept = [c for c in current.permissions.codenames if c not in shown]
-        await _run(request, "replace_tier", user.username, name, codenames + kept)
+        await _run(request, "replace_tier", user.username, name, codenames + kept, limits_from(form))
     except InvalidInput as error:
         return _tier_page(request, user, view, 400, error=error.detail)
     return see_other(f"/console/admin/tiers/{name}", "tier-saved")

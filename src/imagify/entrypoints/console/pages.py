@@ -70,6 +70,8 @@ def see_other(path: str, done: str | None = None) -> Redirect:
 
 NOTICES = {
     "deleted": "The image was deleted.",
+    "link-revoked": "The link was revoked; it no longer opens the image.",
+    "links-revoked": "Every link of this image was revoked.",
     "password": "Your password was changed. Every other session and token has been signed out.",
     "tier-created": "The tier was created.",
     "tier-saved": "The tier was saved.",

@@ -13,7 +13,7 @@ from litestar.static_files import create_static_files_router
 from imagify.domain.errors import InvalidInput, Unauthorized
 from imagify.domain.model import MAX_LINK_SECONDS, MIN_LINK_SECONDS, MIN_PASSWORD_LENGTH, Image, User
 from imagify.entrypoints.console import admin
-from imagify.entrypoints.console.pages import HANDLERS, HERE, NO_STORE, render, see_other
+from imagify.entrypoints.console.pages import HANDLERS, HERE, NO_STORE, human_seconds, render, see_other
 from imagify.entrypoints.console.session import (
     CSRF_FIELD,
     check_csrf,
@@ -121,10 +121,12 @@ async def gallery(request: Request) -> Response:
     cursor = request.query_params.get("cursor") or None
     page = await anyio.to_thread.run_sync(root(request).images().list, user, cursor, PAGE_SIZE)
     settings = root(request).settings()
+    own_limit = user.limits.max_upload_bytes
     return render(
         request, "gallery.html", user,
         cards=[card(image, user) for image in page.items], next_cursor=page.next_cursor,
-        more=cursor is not None, max_upload=settings.max_upload_bytes,
+        more=cursor is not None, usage=user.usage, limits=user.limits,
+        max_upload=settings.max_upload_bytes if own_limit is None else min(own_limit, settings.max_upload_bytes),
     )
 
 
@@ -139,10 +141,13 @@ async def upload(request: Request) -> Response:
 
 async def _image_page(request: Request, user: User, image_id: str, status: int = 200, **context: Any) -> Response:
     image = await anyio.to_thread.run_sync(root(request).images().get, user, image_id)
+    live = await anyio.to_thread.run_sync(root(request).link_service().list, user, image_id)
+    longest = user.limits.max_link_seconds or MAX_LINK_SECONDS
+    presets = [(s, label) for s, label in LINK_PRESETS if s < longest] + [(longest, f"{human_seconds(longest)} (longest)")]
     return render(
         request, "image.html", user, status=status, image=image, info=card(image, user),
-        heights=user.permissions.thumbnail_heights, perms=user.permissions,
-        presets=LINK_PRESETS, min_seconds=MIN_LINK_SECONDS, max_seconds=MAX_LINK_SECONDS,
+        heights=user.permissions.thumbnail_heights, perms=user.permissions, live_links=live,
+        presets=presets, min_seconds=MIN_LINK_SECONDS, max_seconds=longest,
         confirm=request.query_params.get("confirm") == "delete", **context,
     )
 
@@ -165,6 +170,16 @@ async def create_link(request: Request, image_id: FromPath[str]) -> Response:
         return await _image_page(request, user, image_id, 400, link_error=error.detail, seconds=raw)
     url = f"{base_url(request, services.settings())}/l/{link.token}"
     return await _image_page(request, user, image_id, 201, link=url, link_expires=link.expires_at, seconds=raw)
+
+
+@post("/images/{image_id:str}/links/revoke")
+async def revoke_links(request: Request, image_id: FromPath[str]) -> Response:
+    """Revoke one link (form field link_id) or, without it, every link of the image."""
+    user = await signed_in(request)
+    form = await form_of(request)
+    link_id = str(form.get("link_id") or "") or None
+    await anyio.to_thread.run_sync(root(request).link_service().revoke, user, image_id, link_id)
+    return see_other(f"/console/images/{image_id}", "link-revoked" if link_id else "links-revoked")
 
 
 @post("/images/{image_id:str}/delete")
@@ -218,7 +233,7 @@ async def change_password(request: Request) -> Response:
 console_router = Router(
     path="/console",
     route_handlers=[
-        login_page, login, logout, gallery, upload, image_page, create_link, delete_image,
+        login_page, login, logout, gallery, upload, image_page, create_link, revoke_links, delete_image,
         password_page, change_password, *admin.ROUTES,
         create_static_files_router("/static", [HERE / "static"], name="console-static"),
     ],

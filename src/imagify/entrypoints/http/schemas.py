@@ -8,8 +8,9 @@ from typing import Annotated
 
 import msgspec
 
-from imagify.domain.model import Image, User
+from imagify.domain.model import Image, LinkInfo, User
 from imagify.domain.permissions import Permissions, Tier
+from imagify.domain.quotas import Limits
 from imagify.domain.services.images import Page
 
 
@@ -60,11 +61,37 @@ class LinkOut(msgspec.Struct):
     expires_at: datetime
 
 
+class LimitsOut(msgspec.Struct):
+    """A tier's limits, or a user's effective ones (the most generous of their tiers'); null is unlimited."""
+
+    max_images: int | None
+    max_storage_bytes: int | None
+    max_upload_bytes: int | None
+    max_link_seconds: int | None
+
+
+class UsageOut(msgspec.Struct):
+    """What a user's images take now (originals only)."""
+
+    images: int
+    storage_bytes: int
+
+
 class MeOut(msgspec.Struct):
     username: str
     is_admin: bool
     tiers: list[str]
     permissions: list[str]
+    usage: UsageOut
+    limits: LimitsOut
+
+
+class LinkInfoOut(msgspec.Struct):
+    """A live link: its id (to revoke it by) and dates; never its token."""
+
+    id: str
+    created_at: datetime | None
+    expires_at: datetime
 
 
 class ErrorOut(msgspec.Struct):
@@ -78,6 +105,7 @@ class TierOut(msgspec.Struct):
     thumbnail_heights: list[int]
     original_access: bool
     expiring_links: bool
+    limits: LimitsOut
 
 
 class UserOut(msgspec.Struct):
@@ -85,6 +113,8 @@ class UserOut(msgspec.Struct):
     tiers: list[str]
     is_admin: bool
     permissions: list[str]
+    usage: UsageOut
+    limits: LimitsOut
 
 
 def image_out(image: Image, user: User, base_url: str) -> ImageOut:
@@ -149,17 +179,37 @@ def _image_out(image: Image, base_url: str, heights: list[int], original: bool) 
     )
 
 
+def limits_out(limits: Limits) -> LimitsOut:
+    return LimitsOut(**limits.as_dict())
+
+
+def usage_out(user: User) -> UsageOut:
+    return UsageOut(user.usage.images, user.usage.storage_bytes)
+
+
 def me_out(user: User) -> MeOut:
-    return MeOut(user.username, user.is_admin, list(user.tiers), user.permissions.sorted())
+    return MeOut(
+        user.username, user.is_admin, list(user.tiers), user.permissions.sorted(),
+        usage_out(user), limits_out(user.limits),
+    )
 
 
 def tier_out(tier: Tier) -> TierOut:
     p = tier.permissions
-    return TierOut(tier.name, p.sorted(), p.thumbnail_heights, p.original_access, p.expiring_links)
+    return TierOut(
+        tier.name, p.sorted(), p.thumbnail_heights, p.original_access, p.expiring_links, limits_out(tier.limits)
+    )
 
 
 def user_out(user: User) -> UserOut:
-    return UserOut(user.username, list(user.tiers), user.is_admin, user.permissions.sorted())
+    return UserOut(
+        user.username, list(user.tiers), user.is_admin, user.permissions.sorted(),
+        usage_out(user), limits_out(user.limits),
+    )
+
+
+def link_info_out(link: LinkInfo) -> LinkInfoOut:
+    return LinkInfoOut(link.id, link.created_at, link.expires_at)
 
 
 CODENAMES = (
@@ -181,25 +231,49 @@ TierNames = Annotated[
 Password = Annotated[str, msgspec.Meta(description="at least 10 characters", examples=["a-long-password"])]
 
 
+Limit = Annotated[int | None, msgspec.Meta(description="a non-negative integer; null is unlimited")]
+
+
+class LimitsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A tier's limits (each optional; null or absent is unlimited). max_upload_bytes is
+    at most the server's own limit; max_link_seconds is 300..30000."""
+
+    max_images: Limit | msgspec.UnsetType = msgspec.UNSET
+    max_storage_bytes: Limit | msgspec.UnsetType = msgspec.UNSET
+    max_upload_bytes: Limit | msgspec.UnsetType = msgspec.UNSET
+    max_link_seconds: Limit | msgspec.UnsetType = msgspec.UNSET
+
+    def given(self) -> dict[str, int | None]:
+        """The limits the body names (in a PATCH, the others stay as they are)."""
+        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
+
+
+def limits_given(limits: LimitsIn | None | msgspec.UnsetType) -> dict[str, int | None] | None:
+    return None if limits is None or limits is msgspec.UNSET else limits.given()  # type: ignore[union-attr]
+
+
 class TierIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A new tier: its name and the permissions it grants."""
+    """A new tier: its name, the permissions it grants and its limits."""
 
     name: Annotated[str, msgspec.Meta(description="1 to 64 letters, digits, '-' or '_'", examples=["photographers"])]
     permissions: Codenames
+    limits: LimitsIn | None = None
 
 
 class TierReplace(msgspec.Struct, forbid_unknown_fields=True):
-    """Every permission the tier grants from now on."""
+    """Every permission the tier grants from now on, and its limits (left out: unchanged)."""
 
     permissions: Codenames
+    limits: LimitsIn | msgspec.UnsetType = msgspec.UNSET
 
 
 class TierPatch(msgspec.Struct, forbid_unknown_fields=True):
-    """Replace the permissions, or add and remove some."""
+    """Replace the permissions, or add and remove some; change the limits named."""
 
     permissions: Codenames | msgspec.UnsetType = msgspec.UNSET
     add: Codenames = []
     remove: Codenames = []
+    limits: LimitsIn | msgspec.UnsetType = msgspec.UNSET
 
 
 class UserIn(msgspec.Struct, forbid_unknown_fields=True):

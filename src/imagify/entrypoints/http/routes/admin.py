@@ -25,6 +25,7 @@ from imagify.entrypoints.http.schemas import (
     UserOut,
     UserPage,
     UserPatch,
+    limits_given,
     tier_out,
     user_out,
 )
@@ -58,7 +59,9 @@ class TierController(Controller):
           responses=errors(400, 401, 403, 409), summary="Create a tier")
     async def create_tier(self, request: Request, admin_user: NamedDependency[User], admin: NamedDependency[AdminService]) -> TierOut:
         body = await strict_json(request, TierIn, '{"name": "pro", "permissions": ["thumbnail:800"]}')
-        return tier_out(await run(admin.create_tier, admin_user.username, body.name, body.permissions))
+        return tier_out(
+            await run(admin.create_tier, admin_user.username, body.name, body.permissions, limits_given(body.limits))
+        )
 
     @get("/{name:str}", sync_to_thread=True, responses=errors(401, 403, 404), summary="One tier")
     def get_tier(self, admin_user: NamedDependency[User], admin: NamedDependency[AdminService], name: FromPath[str]) -> TierOut:
@@ -70,7 +73,9 @@ class TierController(Controller):
         self, request: Request, admin_user: NamedDependency[User], admin: NamedDependency[AdminService], name: FromPath[str]
     ) -> TierOut:
         body = await strict_json(request, TierReplace, '{"permissions": ["thumbnail:200"]}')
-        return tier_out(await run(admin.replace_tier, admin_user.username, name, body.permissions))
+        return tier_out(
+            await run(admin.replace_tier, admin_user.username, name, body.permissions, limits_given(body.limits))
+        )
 
     @patch("/{name:str}", operation_class=json_body_operation(TierPatch),
            responses=errors(400, 401, 403, 404), summary="Change some of a tier's permissions")
@@ -85,6 +90,7 @@ class TierController(Controller):
                 permissions=_unset(body.permissions),  # type: ignore[arg-type]
                 add=body.add,
                 remove=body.remove,
+                limits=limits_given(body.limits),
             )
         )
         return tier_out(tier)

@@ -30,7 +30,9 @@ from imagify.entrypoints.http.responses import (
     read_all,
     redirect_response,
 )
-from imagify.entrypoints.http.schemas import ImageOut, ImagePage, LinkIn, LinkOut, image_out
+from imagify.entrypoints.http.schemas import (
+    ImageOut, ImagePage, LinkIn, LinkInfoOut, LinkOut, image_out, link_info_out,
+)
 from imagify.entrypoints.http.upload import receive_upload
 from imagify.settings import Settings
 
@@ -214,3 +216,19 @@ class ImageController(Controller):
         link = await anyio.to_thread.run_sync(links.create, user, image_id, body.seconds)
         return LinkOut(f"{base_url(request, settings)}/l/{link.token}", link.token, link.expires_at)
 
+    @get("/{image_id:str}/expiring-links", sync_to_thread=True, responses=errors(401, 404, 503),
+         summary="The image's live links: ids and dates, never their tokens")
+    def list_links(self, user: NamedDependency[User], links: NamedDependency[LinkService], image_id: FromPath[str]) -> list[LinkInfoOut]:
+        return [link_info_out(link) for link in links.list(user, image_id)]
+
+    @delete("/{image_id:str}/expiring-links", sync_to_thread=True, responses=errors(401, 404, 503),
+            summary="Revoke every link of the image, at once on every process")
+    def revoke_links(self, user: NamedDependency[User], links: NamedDependency[LinkService], image_id: FromPath[str]) -> None:
+        links.revoke(user, image_id)
+
+    @delete("/{image_id:str}/expiring-links/{link_id:str}", sync_to_thread=True, responses=errors(401, 404, 503),
+            summary="Revoke one link of the image (by the id its listing shows)")
+    def revoke_link(
+        self, user: NamedDependency[User], links: NamedDependency[LinkService], image_id: FromPath[str], link_id: FromPath[str]
+    ) -> None:
+        links.revoke(user, image_id, link_id)
