@@ -5,23 +5,59 @@ SQLite's busy handler in growing steps (1, 2, 5 ... 100 ms) and retries, while w
 that arrive later can take the lock between its naps: under 16 concurrent link writes a
 few waited a second (the profile: 92% of a link creation's time inside the INSERT's
 execute, 3% in its commit). Here a write transaction first takes a lock shared by the
-engine's connections, which hands over the moment the previous writer commits. Reads take
-nothing; other processes (`--workers N`) still meet in SQLite's busy handler.
+engine's connections, handed to the waiters in the order they came the moment the previous
+writer commits. Reads take nothing; other processes (`--workers N`) still meet in SQLite's
+busy handler.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import deque
 from typing import Any
 
 # Statements that open a write transaction (pysqlite begins one implicitly before DML).
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE")
 
 
+class FairLock:
+    """A lock handed to its waiters in the order they came: threading.Lock lets a thread
+    that just arrived take it before one that has waited, which is where a tail comes from."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=timeout):  # released by release(): the lock is ours
+            return True
+        with self._mutex:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:  # handed over just as the wait ran out: ours after all
+                return True
+            return False
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()  # held still, by the first waiter now
+            else:
+                self._held = False
+
+
 def gated_connection_class(wait_seconds: float) -> type[sqlite3.Connection]:
     """A sqlite3.Connection class whose write transactions share one lock (one per call)."""
-    gate = threading.Lock()
+    gate = FairLock()
 
     class GatedCursor(sqlite3.Cursor):
         def execute(self, sql: str, parameters: Any = (), /) -> GatedCursor:
