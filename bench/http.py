@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import httpx
 
-from bench import hostile
+from bench import hostile, writes
 from bench.common import IMAGIFY, PYTHON, Load, Options, Report, Target, get, server, server_cpu_seconds, wrk
 from bench.fixtures import Deployment, deployment, seed
 from imagify.adapters.pillow_render import render_thumbnail
@@ -45,13 +45,18 @@ def side_by_side(options: Options, a: tuple[str, dict[str, str]], b: tuple[str, 
     return alternately(lambda: wrk(a[0], options, a[1]), lambda: wrk(b[0], options, b[1]), lambda load: load.rps)
 
 
-def run(report: Report, options: Options, workdir: Path, name: str, files: dict[str, bytes]) -> None:
+def run(report: Report, options: Options, workdir: Path, name: str, files: dict[str, bytes],
+        only_writes: bool = False) -> None:  # fmt: skip
     photo, original = files["photo2"], files["photo2"]
     with deployment(name, workdir) as dep:
         seed(dep, PAGE + 1, photo, original)
         log = workdir / f"{name}-server.log"
         with server(serve_args(1), dep.env, "/health/live", log) as base:
+            if only_writes:
+                writes.run(report, options, workdir, dep, base)
+                return
             _throughput(report, options, workdir, dep, base, log)
+            writes.run(report, options, workdir, dep, base)
             if name == "embedded":
                 _cold_thumbnail(report, options, dep, base, files["jpeg12"])
                 _storm(report, options, dep, base, files["jpeg12"])

@@ -48,11 +48,11 @@ def run(report: Report, options: Options, workdir: Path, dep: Deployment, base: 
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="w.jpg"\r\n'
         f"Content-Type: image/jpeg\r\n\r\n"
     ).encode() + jpeg + f"\r\n--{BOUNDARY}--\r\n".encode()
-    upload = _post_script(scripts / "upload.lua", form, f"multipart/form-data; boundary={BOUNDARY}")
+    upload = post_script(scripts / "upload.lua", form, f"multipart/form-data; boundary={BOUNDARY}")
     loads["upload"] = wrk(f"{base}/api/v1/images", options, dep.headers, scripts=(upload, upload))
     _row(report, dep.name, "POST /api/v1/images (upload)", loads["upload"], f"{len(jpeg) / 1024:.0f} KiB JPEG")
 
-    link = _post_script(scripts / "link.lua", b'{"seconds": 300}', "application/json")
+    link = post_script(scripts / "link.lua", b'{"seconds": 300}', "application/json")
     loads["link"] = wrk(f"{base}/api/v1/images/{image}/expiring-links", options, dep.headers, scripts=(link, link))
     _row(report, dep.name, "POST /api/v1/images/{id}/expiring-links", loads["link"], "one image, 300 s links")
 
@@ -75,7 +75,7 @@ def _row(report: Report, section: str, what: str, load: Load, detail: str) -> No
     ))  # fmt: skip
 
 
-def _post_script(path: Path, body: bytes, content_type: str) -> Path:
+def post_script(path: Path, body: bytes, content_type: str) -> Path:
     path.with_suffix(".body").write_bytes(body)
     path.write_text(POST.format(body=path.with_suffix(".body"), content_type=content_type))
     return path
