@@ -203,14 +203,20 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, options: Options, headers: dict[str, str] | None = None,
-        connections: int | None = None, threads: int = 1) -> Load:  # fmt: skip
-    """Warm up, then measure with wrk at fixed concurrency; wrk runs in its own process."""
+        connections: int | None = None, threads: int = 1,
+        scripts: tuple[Path, Path] | None = None) -> Load:  # fmt: skip
+    """Warm up, then measure with wrk at fixed concurrency; wrk runs in its own process.
+
+    `scripts`: wrk Lua scripts for the warm-up and the measured run (a POST, or deletes
+    that must not repeat across the two runs).
+    """
     header_args = [a for k, v in (headers or {}).items() for a in ("-H", f"{k}: {v}")]
     conns = connections or options.connections
     base = ["wrk", f"-t{threads}", f"-c{conns}", "--timeout", "10s", *header_args]
-    subprocess.run([*base, f"-d{max(1, round(options.warmup))}s", url], capture_output=True, check=True)
+    warm, measured = (["-s", str(s)] for s in scripts) if scripts else ([], [])
+    subprocess.run([*base, *warm, f"-d{max(1, round(options.warmup))}s", url], capture_output=True, check=True)
     result = subprocess.run(
-        [*base, "--latency", f"-d{max(1, round(options.duration))}s", url],
+        [*base, *measured, "--latency", f"-d{max(1, round(options.duration))}s", url],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     out = result.stdout

@@ -1,6 +1,7 @@
 """Profile `imagify serve` under wrk load with py-spy, and print where the time goes.
 
-Run: .venv/bin/python -m bench.profile [thumbnail|list|link|original ...] [--cloud] [--seconds N]
+Run: .venv/bin/python -m bench.profile [thumbnail|list|link|original|create-link ...] [--cloud] [--seconds N]
+(`--idle` keeps the threads that wait, e.g. for SQLite's write lock: what a tail is made of).
 
 Seeds a deployment like the HTTP benchmark, starts the server, puts wrk on one endpoint
 and samples the server with `py-spy record --format raw` (collapsed stacks, GIL holder and
@@ -21,8 +22,10 @@ from pathlib import Path
 
 from bench.common import IMAGIFY, ROOT, SERVER_GROUPS, Options, get, server, wrk
 from bench.fixtures import deployment, encode, photo_like, seed
+from bench.writes import post_script
 
-ENDPOINTS = ("thumbnail", "list", "link", "original")
+ENDPOINTS = ("thumbnail", "list", "link", "original", "create-link")
+POSTS = {"create-link": (b'{"seconds": 300}', "application/json")}
 # The virtualenv's own py-spy (the bench extra) before any on PATH.
 PY_SPY = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
 # Leaf frames of threads waiting for work: the worker pool's queue, the event loop's poll.
@@ -37,6 +40,7 @@ def urls(base: str, dep) -> dict[str, str]:  # type: ignore[no-untyped-def]
         "list": f"{base}/api/v1/images?limit=20",
         "link": f"{base}/l/{dep.link_token}",
         "original": f"{base}/api/v1/images/{image}/original",
+        "create-link": f"{base}/api/v1/images/{image}/expiring-links",
     }
 
 
@@ -67,6 +71,7 @@ def main() -> None:
     parser.add_argument("endpoints", nargs="*", default=list(ENDPOINTS))
     parser.add_argument("--cloud", action="store_true")
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--idle", action="store_true", help="keep waiting threads in the samples")
     args = parser.parse_args()
     if not PY_SPY:
         sys.exit("py-spy is not installed: .venv/bin/pip install py-spy (or make bench)")
@@ -82,16 +87,21 @@ def main() -> None:
             pid = SERVER_GROUPS[base]  # one worker: `imagify serve` serves in its own process
             for name in args.endpoints:
                 url = urls(base, dep)[name]
-                status, _, _ = get(url, dep.headers)  # renders the thumbnail once
-                assert status == 200, (name, status)
+                scripts = None
+                if name in POSTS:
+                    scripts = (post_script(Path(tmp) / f"{name}.lua", *POSTS[name]),) * 2
+                else:
+                    status, _, _ = get(url, dep.headers)  # renders the thumbnail once
+                    assert status == 200, (name, status)
                 raw = out_dir / f"{dep.name}-{name}.txt"
                 load = threading.Thread(
-                    target=wrk, args=(url, Options(duration=args.seconds + 2, warmup=1), dep.headers)
+                    target=wrk, args=(url, Options(duration=args.seconds + 2, warmup=1), dep.headers),
+                    kwargs={"scripts": scripts},
                 )
                 load.start()
                 subprocess.run(
                     [PY_SPY, "record", "--pid", str(pid), "--duration", str(args.seconds),
-                     "--format", "raw", "--rate", "250", "--output", str(raw)],
+                     "--format", "raw", "--rate", "250", "--output", str(raw), *(["--idle"] if args.idle else [])],
                     check=True, capture_output=True,
                 )  # fmt: skip
                 load.join()

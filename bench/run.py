@@ -80,7 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs and 10 000 rows: a smoke test")
     parser.add_argument("--no-cloud", action="store_true", help="embedded mode only")
-    parser.add_argument("--only", nargs="*", choices=["render", "http", "listing"], help="some sections only")
+    parser.add_argument("--only", nargs="*", choices=["render", "http", "writes", "listing"],
+                        help="some sections only (writes: the write-path rows of http alone)")
     parser.add_argument("--output", type=Path, default=BENCH / "results.md")
     args = parser.parse_args()
     # The servers log to their own files; in this process, moto's and the seeding's
@@ -112,6 +113,10 @@ def main() -> None:
                 http.run(report, options, workdir, "cloud", files)
             else:
                 report.notes.append(f"Cloud mode not measured: {why_no_cloud}.")
+        elif "writes" in sections:
+            for mode in ("embedded", "cloud") if why_no_cloud is None else ("embedded",):
+                print(f"== writes, {mode}", flush=True)
+                http.run(report, options, workdir, mode, files, only_writes=True)
         if "listing" in sections:
             print("== listing", flush=True)
             listing.run(report, options, workdir)
@@ -186,7 +191,11 @@ def markdown(report: Report, info: dict[str, str], command: str, options: Option
         "request on the database path). The CPU the server's processes used during each run is read "
         "from /proc; wrk and the machine's other services have what is left of the 2 cores.",
         f"- Cold thumbnail: upload a 12 MP JPEG, then time its first thumbnail GET; against "
-        f"`render_thumbnail` on the same bytes right after; median of {2 * options.runs - 1} pairs after one warm-up pair.",
+        f"`render_thumbnail` and Pillow's 1/8-scale `draft` decode on the same bytes right after; median of "
+        f"{2 * options.runs - 1} rounds after one warm-up round.",
+        "- Write paths: wrk with a Lua script POSTs a 640x480 JPEG upload, then a 300 s link to one "
+        "image, then DELETEs each image the upload run made (each id once; the run stops before "
+        "they run out); p99 against p50 of the same run.",
         "- The bare floor is `bench/bare_app.py`: a Litestar app on the same uvicorn settings whose "
         "async routes return the very bytes imagify answered (the thumbnail, the 20-item JSON page, "
         "the original) from memory, pre-encoded.",

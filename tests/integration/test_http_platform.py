@@ -187,3 +187,19 @@ def test_error_examples_read_like_real_errors(spec):
 )
 def test_framework_errors_have_the_same_json_shape(client, method, path, status):
     assert_error(client.request(method, path), status)
+
+
+def test_the_s3_and_lambda_clients_pool_a_connection_for_every_thread_that_may_call_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    from imagify.entrypoints.container import build_blob_storage, build_renderer, client_threads, decode_waits
+
+    settings = embedded_settings(
+        tmp_path, IMAGIFY_STORAGE_URL="s3://bucket/images", IMAGIFY_RENDERER="lambda",
+        IMAGIFY_LAMBDA_FUNCTION="thumbs", IMAGIFY_RENDER_WORKERS="8",
+    )  # fmt: skip
+    threads = client_threads(settings)
+    assert threads == 40 + decode_waits("upload", 8) + decode_waits("render", 8) == 40 + 64 + 64
+    blobs = build_blob_storage(settings)
+    renderer = build_renderer(settings, blobs, None)  # type: ignore[arg-type]
+    assert blobs._client.meta.config.max_pool_connections == threads
+    assert renderer._client.meta.config.max_pool_connections == threads

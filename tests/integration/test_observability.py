@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from imagify.domain.errors import RenderFailed
 from imagify.domain.services.images import ImageService
 from imagify.logs import JsonFormatter
-from tests.integration.conftest import upload
+from tests.integration.conftest import blob_files, image_bytes, upload
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 THUMBNAIL_ROUTE = "/api/v1/images/{image_id}/thumbnails/{height}"
@@ -224,3 +224,62 @@ def test_metrics_name_their_content_type_once(client):
     response = client.get("/metrics")
     content_type = response.headers["content-type"]
     assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1, content_type
+
+
+
+def asgi_call(client, method: str, path: str, headers: dict[str, str], body_parts: list[bytes]) -> list[dict]:
+    """Call the app as a server would for a client that sends `body_parts`, then disconnects."""
+    messages = [{"type": "http.request", "body": part, "more_body": True} for part in body_parts]
+    answers: list[dict] = []
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "client": ("127.0.0.1", 1), "server": ("testserver.local", 80),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }  # fmt: skip
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        answers.append(message)
+
+    with client.portal() as portal:
+        portal.call(client.app, scope, receive, send)
+    return answers
+
+
+LINKS_ROUTE = "/api/v1/images/{image_id}/expiring-links"
+
+
+def test_a_client_gone_before_its_link_body_is_logged_and_counted_as_499_without_a_traceback(
+    client, make_user, access_log, caplog
+):
+    ann = make_user("ann", "enterprise")
+    image_id = upload(client, ann).json()["id"]
+    caplog.set_level(logging.INFO)
+    access_log.clear()
+    headers = {**ann.headers, "Content-Type": "application/json", "Content-Length": "16"}
+    asgi_call(client, "POST", f"/api/v1/images/{image_id}/expiring-links", headers, [])
+    [line] = access_log
+    assert (line["status"], line["level"], line["route"]) == (499, "info", LINKS_ROUTE)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    samples = metrics(client)
+    assert value(samples, "imagify_http_requests_total", route=LINKS_ROUTE, method="POST", status="499") == 1
+    assert value(samples, "imagify_http_requests_total", route=LINKS_ROUTE, method="POST", status="500") == 0
+
+
+def test_an_upload_cut_off_midway_is_a_499_and_stores_nothing(client, make_user, settings, access_log, caplog):
+    ann = make_user("ann", "enterprise")
+    boundary = "cut-off"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n").encode()  # fmt: skip
+    headers = {**ann.headers, "Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": "900000"}
+    caplog.set_level(logging.INFO)
+    access_log.clear()
+    asgi_call(client, "POST", "/api/v1/images", headers, [head, image_bytes()[:5000]])
+    [line] = access_log
+    assert (line["status"], line["level"]) == (499, "info")
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    assert client.get("/api/v1/images", headers=ann.headers).json()["items"] == []
+    assert blob_files(settings) == []

@@ -20,14 +20,17 @@ def make_lambda_client(
     connect_timeout: float = 3,
     read_timeout: float = 35,
     max_attempts: int = 2,
+    max_connections: int = 10,
 ) -> Any:
     """A boto3 Lambda client with bounded timeouts and `max_attempts` tries in all.
 
     The read timeout outlasts the function's own 30 s timeout, so a slow render comes
     back as the function's timeout error rather than a dropped connection. (botocore's
     own `max_attempts` counts retries only; `total_max_attempts` counts every try.)
+    `max_connections`: its connection pool, as large as the threads that share the client.
     """
     config = Config(
+        max_pool_connections=max_connections,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         retries={"mode": "standard", "total_max_attempts": max_attempts},

@@ -34,9 +34,14 @@ def make_s3_client(
     connect_timeout: float = 5,
     read_timeout: float = 30,
     max_attempts: int = 3,
+    max_connections: int = 10,
 ) -> Any:
-    """A boto3 S3 client with bounded timeouts and retries; path-style when an endpoint is set."""
+    """A boto3 S3 client with bounded timeouts and retries; path-style when an endpoint is set.
+
+    `max_connections`: its connection pool, as large as the threads that share the client.
+    """
     config = Config(
+        max_pool_connections=max_connections,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         retries={"mode": "standard", "max_attempts": max_attempts},

@@ -26,6 +26,11 @@ from imagify.logs import configure_logging, uvicorn_log_config
 from imagify.settings import Settings, SettingsError, load_settings
 
 CLI_ACTOR = "cli"
+# uvicorn's supervisor pings each worker and kills one that does not answer within this
+# many seconds. A worker answers only once it has imported the app: about 2 s alone, and
+# past uvicorn's default of 5 s when 4 start at once on 2 busy cores, so a worker was
+# killed at start-up ("Child process died") and started again.
+WORKER_HEALTHCHECK_SECONDS = 60
 log = logging.getLogger("imagify.serve")
 
 
@@ -159,6 +164,7 @@ def serve(host: str, port: int, workers: int) -> None:
         # (/l/{token} is logged as its route); uvicorn's own line would repeat it raw.
         access_log=False,
         log_config=uvicorn_log_config(),
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +46,31 @@ from imagify.settings import Settings, SettingsError, secret_key
 log = logging.getLogger(__name__)
 
 
+# anyio's default worker threads (its default thread limiter): handlers run with
+# sync_to_thread and every to_thread.run_sync without a limiter of its own.
+ANYIO_THREADS = 40
+# Uploads (their check) and thumbnail renders that miss memory decode in the decode pool's
+# worker processes, and wait for them in threads of their own: per kind, at most this many
+# per decode worker and at least the floor. More wait on the event loop, holding no thread,
+# so a storm of hostile uploads or first GETs queues there instead of taking the default
+# threads that logins, listings and token checks need.
+DECODE_WAITS_PER_WORKER = 8
+DECODE_WAITS_FLOOR = {"render": 64, "upload": 16}
+
+
+def decode_waits(kind: str, workers: int) -> int:
+    """Threads that may wait on the decode pool at once for uploads or for renders."""
+    return max(DECODE_WAITS_FLOOR[kind], DECODE_WAITS_PER_WORKER * workers)
+
+
+def client_threads(settings: Settings) -> int:
+    """Threads that may call S3 or Lambda at once: anyio's default ones, the upload and
+    render waits. A boto3 pool smaller than this discards a connection each time more
+    threads than it holds finish together ("Connection pool is full"), to open it again."""
+    workers = settings.render_workers or os.cpu_count() or 1
+    return ANYIO_THREADS + decode_waits("upload", workers) + decode_waits("render", workers)
+
+
 def build_blob_storage(settings: Settings) -> BlobStorage:
     url = urlparse(settings.storage_url)
     if url.scheme == "file":
@@ -54,7 +80,8 @@ def build_blob_storage(settings: Settings) -> BlobStorage:
             bucket, prefix = parse_s3_url(settings.storage_url)
         except ValueError as error:
             raise SettingsError(f"IMAGIFY_STORAGE_URL: {error}") from None
-        return S3BlobStorage(make_s3_client(settings.s3_endpoint_url), bucket, prefix)
+        client = make_s3_client(settings.s3_endpoint_url, max_connections=client_threads(settings))
+        return S3BlobStorage(client, bucket, prefix)
     raise SettingsError(
         f"IMAGIFY_STORAGE_URL {settings.storage_url!r} is not supported: "
         "use file:///path or s3://bucket/prefix"
@@ -94,7 +121,7 @@ def build_renderer(settings: Settings, blobs: BlobStorage, pool: DecodePool) -> 
                 "the function cannot reach a local folder"
             )
         bucket, prefix = parse_s3_url(settings.storage_url)
-        client = make_lambda_client(settings.lambda_endpoint_url)
+        client = make_lambda_client(settings.lambda_endpoint_url, max_connections=client_threads(settings))
         return LambdaRenderer(client, settings.lambda_function, bucket, prefix)
     return PillowRenderer(blobs, pool, settings.max_image_pixels)
 

@@ -18,11 +18,13 @@ from imagify.adapters.sql.repositories import (
     SqlAlchemyTierRepository,
     SqlAlchemyUserRepository,
 )
+from imagify.adapters.sql.sqlite_gate import gated_connection_class
 from imagify.domain.errors import Unavailable
 
+SQLITE_BUSY_SECONDS = 10
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA busy_timeout=10000",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}",
     "PRAGMA foreign_keys=OFF",
     "PRAGMA synchronous=NORMAL",
 )
@@ -72,7 +74,9 @@ def make_engine(url: str, io_timeout: float | None = MYSQL_IO_TIMEOUT) -> Engine
         )
         # No pre-ping: a SQLite file does not drop connections, and the ping costs a
         # statement per checkout on the hottest paths.
-        engine = create_engine(parsed, connect_args={"check_same_thread": False}, **options)
+        # Writers queue on a lock in this process (sqlite_gate.py) rather than in the busy handler.
+        connect_args = {"check_same_thread": False, "factory": gated_connection_class(SQLITE_BUSY_SECONDS)}
+        engine = create_engine(parsed, connect_args=connect_args, **options)
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
     if backend in ("mysql", "mariadb"):

@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from imagify.domain import errors
+from imagify.entrypoints.http.observability import client_gone
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ def http_error(request: Request, error: HTTPException) -> Response:
 def unexpected_error(request: Request, error: Exception) -> Response:
     # The route template, not the path: `/l/{token}` must not put a live token in the logs.
     route = request.scope.get("path_template") or "<unmatched>"
+    if client_gone():  # what failed was reading from a client that left: not our error
+        log.info("client went away on %s %s: %s", request.method, route, type(error).__name__)
+        return error_response(500, "the client went away")
     log.exception("unhandled error on %s %s", request.method, route)
     return error_response(500, "internal error; it has been logged")
 

@@ -39,9 +39,20 @@ NO_STORE = (b"cache-control", b"no-store")  # for answers that set no Cache-Cont
 HEAD = "imagify.head"  # in the scope of a HEAD request, which the app sees as a GET
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 RENDER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Logged and counted for a client that went away before its answer started (nginx's code):
+# nobody received what the app then sent, and it is not the server's error.
+CLIENT_GONE = 499
 
 # Renders done while serving the current request (a list shared with worker threads).
 _renders: ContextVar[list[float] | None] = ContextVar("imagify_renders", default=None)
+# Whether the current request's client disconnected before its answer started (one flag).
+_gone: ContextVar[list[bool] | None] = ContextVar("imagify_client_gone", default=None)
+
+
+def client_gone() -> bool:
+    """Whether the client of the request being served went away before its answer."""
+    gone = _gone.get()
+    return bool(gone and gone[0])
 
 
 class Metrics:
@@ -169,11 +180,12 @@ class ObservabilityMiddleware:
         head = method == "HEAD"
         if head:  # the same status and headers as a GET (Content-Length too), no body
             scope["method"], scope[HEAD] = "GET", True  # type: ignore[index]
+        gone, answered = [False], [False]
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered[0] = message["status"], True
                 message["headers"] = [*with_defaults(message.get("headers", [])), header]
             elif head and message["type"] == "http.response.body":
                 if message.get("more_body", False):
@@ -181,11 +193,21 @@ class ObservabilityMiddleware:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
+        async def receive_watched() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" and not answered[0]:
+                gone[0] = True
+            return message  # type: ignore[no-any-return]
+
         id_token, renders_token = logs.request_id.set(request_id), _renders.set(renders)
+        gone_token = _gone.set(gone)
         try:
-            await self._app(scope, receive, send_with_id)
+            await self._app(scope, receive_watched, send_with_id)
         finally:
             _renders.reset(renders_token)
+            _gone.reset(gone_token)
+            if gone[0]:
+                status = CLIENT_GONE
             route = scope.get("path_template") or UNMATCHED
             elapsed = time.perf_counter() - started
             self._record(scope, method, route, path, status, elapsed, renders)  # stamped with the id

@@ -128,6 +128,7 @@ BODY_EXAMPLES: dict[str, Any] = {
     "TierPatch": {"add": ["thumbnail:800"], "remove": ["thumbnail:100"]},
     "UserIn": {"username": "ann", "password": "a-long-password", "tiers": ["premium"], "is_admin": False},
     "UserPatch": {"tiers": ["enterprise"]},
+    "PasswordIn": {"current_password": "a-long-password", "new_password": "a-brand-new-password"},
 }
 
 

@@ -47,6 +47,9 @@ class TokenOut(msgspec.Struct):
 
 
 class PasswordIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Your current password, and the new one (at least 10 characters); every token and
+    session issued before the change ends."""
+
     current_password: str
     new_password: str
 

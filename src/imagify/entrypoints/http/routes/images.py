@@ -15,6 +15,7 @@ from imagify.domain.errors import InvalidInput
 from imagify.domain.model import Image, User
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
+from imagify.entrypoints.container import decode_waits as decode_wait_capacity
 from imagify.entrypoints.http.deps import (
     SECURITY, USER, base_url, encoded_pages, provide_reader, provide_user, root,
 )
@@ -66,22 +67,12 @@ def redirects_of(request: Request) -> Redirects:
     return Redirects(container.blobs(), settings.presigned_url_seconds)
 
 
-# Uploads (their check) and thumbnail renders that miss memory decode in the decode pool's
-# worker processes, and wait for them in threads of their own: per kind, at most this many
-# per decode worker (IMAGIFY_RENDER_WORKERS, default one per core) and at least the floor.
-# More wait on the event loop, holding no thread, so a storm of hostile uploads or first
-# GETs queues here instead of taking the default threads that logins, listings and token
-# checks need.
-DECODE_WAITS_PER_WORKER = 8
-DECODE_WAITS_FLOOR = {"render": 64, "upload": 16}
-
-
 def decode_waits(request: Request, kind: str) -> anyio.CapacityLimiter:
+    """The threads that may wait on the decode pool for this kind (see decode_wait_capacity)."""
     state = request.app.state
     limiter = state.get(f"{kind}_waits")
     if limiter is None:  # made on the serving event loop, on first use
-        workers = root(request).decode_pool().workers
-        size = max(DECODE_WAITS_FLOOR[kind], DECODE_WAITS_PER_WORKER * workers)
+        size = decode_wait_capacity(kind, root(request).decode_pool().workers)
         limiter = state[f"{kind}_waits"] = anyio.CapacityLimiter(size)
     return limiter  # type: ignore[no-any-return]
 
