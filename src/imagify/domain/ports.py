@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
-from imagify.domain.model import ExpiringLink, Image, ImageInfo, RenderedThumbnail, Rendition, User
+from imagify.domain.model import (
+    ExpiringLink, Image, ImageInfo, Placeholder, RenderedThumbnail, Rendition, User,
+)
 from imagify.domain.permissions import Tier
 
 
@@ -68,11 +70,14 @@ class ImageRepository(Protocol):
     def delete(self, image_id: str) -> None: ...
     def ids_without_owner(self) -> list[str]:
         """Images whose owner no longer exists (a user deletion cut short)."""
+    def without_placeholder(self, after_id: str, limit: int) -> list[Image]:
+        """Images with no placeholder yet, by id after `after_id`: for the backfill."""
+    def set_placeholder(self, image_id: str, placeholder: Placeholder) -> None: ...
 
 
 class RenditionRepository(Protocol):
     def add(self, rendition: Rendition) -> None: ...
-    def get(self, image_id: str, height: int) -> Rendition | None: ...
+    def get(self, image_id: str, height: int, format: str) -> Rendition | None: ...
     def list_for(self, image_id: str) -> list[Rendition]: ...
     def delete_for(self, image_id: str) -> None: ...
 
@@ -160,13 +165,15 @@ class LinkStore(Protocol):
 
 
 class Renderer(Protocol):
-    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
-        """Read the original at source_key, write a thumbnail `height` px high at target_key."""
+    def render(self, source_key: str, target_key: str, height: int, format: str) -> RenderedThumbnail:
+        """Read the original at source_key, write a thumbnail `height` px high at target_key
+        in `format` ('jpeg', 'png', 'webp' or 'avif')."""
 
 
 class ImageInspector(Protocol):
     def inspect(self, stream: BinaryIO) -> ImageInfo:
-        """Identify the format from content, check pixels from the header, then check it decodes."""
+        """Identify the format from content, check pixels from the header, then check it
+        decodes; the placeholder comes from that decode."""
 
 
 class PasswordHasher(Protocol):
