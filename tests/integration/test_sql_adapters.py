@@ -94,7 +94,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0005"
     assert _tables(database_url) == TABLES
     engine = make_engine(database_url)
     try:
@@ -316,8 +316,8 @@ def test_renditions_round_trip_list_by_height_and_delete_per_image(
         u.renditions.add(rendition("b", 200))
         u.commit()
     with uow() as u:
-        assert u.renditions.get("a", 200) == rendition("a", 200)
-        assert u.renditions.get("a", 300) is None
+        assert u.renditions.get("a", 200, "jpeg") == rendition("a", 200)
+        assert u.renditions.get("a", 300, "jpeg") is None
         assert u.renditions.list_for("a") == [rendition("a", 200), rendition("a", 400)]
         u.renditions.delete_for("a")
         u.commit()

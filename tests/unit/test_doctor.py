@@ -148,7 +148,7 @@ def test_a_thumbnail_whose_blob_is_gone_loses_only_its_row_and_renders_again(sho
         (MISSING_THUMBNAIL, lost.storage_key, True)
     ]
     assert set(shop.uow.store.renditions) == {(image.id, 400, "jpeg")}
-    assert shop.uow.store.renditions[(image.id, 400)] == other
+    assert shop.uow.store.renditions[(image.id, 400, "jpeg")] == other
     again = shop.images.thumbnail(shop.owner, image.id, 200)
     assert again.storage_key != lost.storage_key and shop.blobs.exists(again.storage_key)
     assert shop.doctor.examine(min_age=timedelta(0)).findings == []

@@ -11,6 +11,7 @@ import io
 import mmap
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -63,7 +64,7 @@ REDUCING_GAP = 2.0
 # the pixels, and Lanczos still has a 1.5x or larger step to antialias.
 JPEG_DRAFT_GAP = 1.5
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose).
-_TRANSPOSE = {
+TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -95,12 +96,15 @@ class Thumbnail:
     height: int
 
 
-def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
+def inspect_image(
+    stream: BinaryIO, max_pixels: int, decoded: Callable[[Image.Image, int], None] | None = None
+) -> tuple[str, int, int]:
     """(content_type, width, height) of an image that rendering can decode.
 
     Nothing is decoded whole: the structure is checked as the decoder will parse it (see
     image_checks), and a JPEG is then decoded at 1/8 scale. PNG and WebP have no reduced
-    decode, so their pixels are never expanded here.
+    decode, so their pixels are never expanded here, unless `decoded` is given: it is then
+    called with the decoded image (a JPEG at 1/8 scale, in colour) and its EXIF orientation.
     """
     data = contents(stream)
     try:
@@ -133,8 +137,12 @@ def inspect_image(stream: BinaryIO, max_pixels: int) -> tuple[str, int, int]:
             if fmt in ("HEIF", "AVIF"):
                 width, height = im.size  # decoded upright: irot/imir are applied
             if fmt in ("JPEG", "MPO"):
-                im.draft("L", (1, 1))  # libjpeg still reads every scan, but at 1/8 scale
+                # libjpeg still reads every scan, but at 1/8 scale
+                im.draft("RGB" if decoded and im.mode != "L" else "L", (1, 1))
                 im.load()
+            if decoded is not None:
+                im.load()
+                decoded(im, im.getexif().get(_ORIENTATION_TAG, 1))
     except DECODE_ERRORS as e:
         raise InvalidImage(f"the file is not an image or is corrupt/truncated: {e}") from None
     return CONTENT_TYPES[fmt], width, height
@@ -235,8 +243,8 @@ def render_thumbnail(source: bytes | BinaryIO, height: int, output: str | None =
             small.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
             if small.size != stored:  # a rounding tie decided the other way
                 small = small.resize(stored, Image.Resampling.LANCZOS)
-        if orientation in _TRANSPOSE:
-            small = small.transpose(_TRANSPOSE[orientation])
+        if orientation in TRANSPOSE:
+            small = small.transpose(TRANSPOSE[orientation])
         small.load()
         return _encode(small, fmt, icc)
 

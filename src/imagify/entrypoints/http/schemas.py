@@ -18,6 +18,15 @@ class ImageLinks(msgspec.Struct, omit_defaults=True):
     original: str | None = None
 
 
+class PlaceholderOut(msgspec.Struct):
+    """Paint this before any thumbnail loads: a ThumbHash (base64), the dominant colour and
+    width / height as displayed."""
+
+    thumbhash: str
+    color: str
+    aspect_ratio: float
+
+
 class ImageOut(msgspec.Struct):
     id: str
     filename: str
@@ -27,6 +36,7 @@ class ImageOut(msgspec.Struct):
     size_bytes: int
     created_at: datetime
     links: ImageLinks
+    placeholder: PlaceholderOut | None = None  # null for uploads older than placeholders, until backfilled
 
 
 class ImagePage(msgspec.Struct):
@@ -78,6 +88,7 @@ class TierOut(msgspec.Struct):
     thumbnail_heights: list[int]
     original_access: bool
     expiring_links: bool
+    formats: list[str]
 
 
 class UserOut(msgspec.Struct):
@@ -146,6 +157,7 @@ def _image_out(image: Image, base_url: str, heights: list[int], original: bool) 
             thumbnails={str(h): f"{prefix}/thumbnails/{h}" for h in heights},
             original=f"{prefix}/original" if original else None,
         ),
+        placeholder=None if (p := image.placeholder) is None else PlaceholderOut(p.thumbhash, p.color, p.aspect_ratio),
     )
 
 
@@ -155,7 +167,7 @@ def me_out(user: User) -> MeOut:
 
 def tier_out(tier: Tier) -> TierOut:
     p = tier.permissions
-    return TierOut(tier.name, p.sorted(), p.thumbnail_heights, p.original_access, p.expiring_links)
+    return TierOut(tier.name, p.sorted(), p.thumbnail_heights, p.original_access, p.expiring_links, p.formats)
 
 
 def user_out(user: User) -> UserOut:
@@ -164,7 +176,8 @@ def user_out(user: User) -> UserOut:
 
 CODENAMES = (
     "permission codenames: 'thumbnail:<height>' (a thumbnail that many pixels high, 1 to 4096), "
-    "'can_access_original_image' (the uploaded original) and 'can_generate_expiring_link'"
+    "'can_access_original_image' (the uploaded original), 'can_generate_expiring_link', and "
+    "'format:webp' / 'format:avif' (thumbnails in that format when Accept or ?format= asks)"
 )
 Codenames = Annotated[
     list[str],
@@ -173,8 +186,8 @@ Codenames = Annotated[
 TierNames = Annotated[
     list[str],
     msgspec.Meta(
-        description="tier names; built in: basic (thumbnail:200), premium (thumbnail:200 and 400), "
-        "enterprise (both, originals and expiring links)",
+        description="tier names; built in: basic (thumbnail:200), premium (thumbnail:200 and 400, "
+        "format:webp), enterprise (both, originals, expiring links, format:webp and format:avif)",
         examples=[["premium"]],
     ),
 ]
