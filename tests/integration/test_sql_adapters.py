@@ -104,12 +104,14 @@ def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(datab
         engine.dispose()
     assert tiers == {
         "basic": ["thumbnail:200"],
-        "premium": ["thumbnail:200", "thumbnail:400"],
+        "premium": ["thumbnail:200", "thumbnail:400", "format:webp"],
         "enterprise": [
             "thumbnail:200",
             "thumbnail:400",
             "can_access_original_image",
             "can_generate_expiring_link",
+            "format:avif",
+            "format:webp",
         ],
     }
 
@@ -160,7 +162,7 @@ def test_a_user_round_trips_with_tiers_sorted_and_the_union_of_their_permissions
         by_name = u.users.get_by_username("ann")
     assert by_id == by_name == added
     assert added.tiers == ["basic", "premium"]
-    assert added.permissions == Permissions.parse(["thumbnail:200", "thumbnail:400"])
+    assert added.permissions == Permissions.parse(["thumbnail:200", "thumbnail:400", "format:webp"])
 
     with uow() as u:
         u.tiers.add(Tier("photographers", Permissions.parse(["thumbnail:600", "can_generate_expiring_link"])))

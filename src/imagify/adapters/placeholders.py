@@ -26,7 +26,7 @@ def placeholder(im: Image.Image, orientation: int) -> tuple[str, str, float]:
         small = small.transpose(TRANSPOSE[orientation])
     turned = orientation in (5, 6, 7, 8)
     thumbhash = base64.b64encode(
-        fast_thumbhash.rgba_to_thumb_hash(small.width, small.height, small.tobytes())
+        bytes(fast_thumbhash.rgba_to_thumb_hash(small.width, small.height, small.tobytes()))
     ).decode()
     width, height = im.size[::-1] if turned else im.size
     return thumbhash, dominant_colour(small), round(width / height, 4)

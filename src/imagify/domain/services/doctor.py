@@ -269,13 +269,13 @@ class DoctorService:
 
 
 def _parse_key(key: str) -> tuple[str | None, int | None]:
-    """`originals/<id>` -> (id, None); `thumbnails/<id>/<height>[.<format>]-<nonce>` -> (id, height)."""
+    """`originals/<id>` -> (id, None); `thumbnails/<id>/<height>[-<format>]-<nonce>` -> (id, height)."""
     if key.startswith(ORIGINALS):
         image_id = key[len(ORIGINALS):]
         return (image_id or None) if "/" not in image_id else None, None
     parts = key[len(THUMBNAILS):].split("/")
     if key.startswith(THUMBNAILS) and len(parts) == 2:
-        height = parts[1].split("-", 1)[0].split(".", 1)[0]
+        height = parts[1].split("-", 1)[0]
         if parts[0] and height.isdigit():
             return parts[0], int(height)
     return None, None

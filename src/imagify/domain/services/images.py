@@ -79,7 +79,7 @@ def original_key(image_id: str) -> str:
 
 def thumbnail_key(image_id: str, height: int, format: str, nonce: str) -> str:
     """Each render writes its own key, so a render that loses a race deletes only its own bytes."""
-    return f"thumbnails/{image_id}/{height}.{format}-{nonce}"
+    return f"thumbnails/{image_id}/{height}-{format}-{nonce}"
 
 
 def sha256_of(stream: BinaryIO) -> str:
