@@ -87,6 +87,11 @@ def layout(data: bytes) -> Layout:
     raise BadStructure("the file is not a JPEG, PNG, WebP, GIF, HEIC or AVIF image")
 
 
+def checked_whole(data: bytes) -> bool:
+    """Whether layout() of this file already made every structural check (GIF, HEIF, AVIF)."""
+    return gif_heif_checks.is_gif(data) or gif_heif_checks.is_isobmff(data)
+
+
 def decode_bytes(layout: Layout, scale: int = 1) -> int:
     """Estimated bytes of the decoded pixels, at 1/`scale` of the stored size."""
     return _ceil(layout.width, scale) * _ceil(layout.height, scale) * layout.bands

@@ -110,7 +110,9 @@ def inspect_image(
     try:
         # Our own header parse first: hostile structure never reaches Pillow's parsers here.
         layout = image_checks.layout(data)
-    except BadStructure:
+    except BadStructure as e:
+        if image_checks.checked_whole(data):  # GIF, HEIF, AVIF: the layout is their full check
+            raise InvalidImage(f"the image is refused: {e}") from None
         layout = None
     if layout is None:
         stream.seek(0)
