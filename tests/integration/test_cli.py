@@ -256,3 +256,36 @@ def test_serve_fails_fast_with_a_hint_when_the_port_is_taken(run):
     assert result.exit_code == 1
     assert f"error: port {port} on 127.0.0.1 is already in use" in result.output
     assert f"make run PORT={port + 1}" in result.output
+
+
+def test_backfill_placeholders_fills_in_images_uploaded_before_placeholders(run, migrated, tmp_path):
+    import io
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from imagify.adapters.sql.tables import images as images_table
+    from imagify.entrypoints.container import build_container
+    from imagify.settings import load_settings
+
+    assert run("users", "create", "ann", "--password", "a-long-password", "--tier", "basic").exit_code == 0
+    app = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
+    try:
+        with app.uow()() as uow:
+            ann = uow.users.get_by_username("ann")
+        photo = io.BytesIO()
+        Image.new("RGB", (90, 60), (20, 40, 200)).save(photo, "PNG")
+        image = app.images().upload(ann, "old.png", photo, len(photo.getvalue()))
+        made = image.placeholder
+        with app.engine().begin() as db:  # as an upload from before migration 0005 left it
+            db.execute(images_table.update().values(placeholder_thumbhash=None, placeholder_color=None))
+    finally:
+        app.decode_pool().close()
+
+    result = run("backfill-placeholders")
+    assert result.exit_code == 0, result.output
+    assert "1 placeholders made" in result.output
+    again = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
+    with again.uow()() as uow:
+        assert uow.images.get(ann.id, image.id) == replace(image, placeholder=made)
+    assert "0 placeholders made" in run("backfill-placeholders").output

@@ -401,5 +401,22 @@ def doctor(fix: bool, min_age_seconds: int) -> None:
         sys.exit(1)
 
 
+@main.command("backfill-placeholders")
+@one_line_errors
+def backfill_placeholders() -> None:
+    """Make the placeholder (ThumbHash, colour, aspect ratio) of every image that has none."""
+    app = container()
+
+    def each(image: object, error: str | None) -> None:
+        if error is not None:
+            click.echo(f"{image.id}: {error}", err=True)  # type: ignore[attr-defined]
+
+    try:
+        report = app.placeholder_backfill().run(each)
+    finally:
+        app.decode_pool().close()
+    click.echo(report.summary())
+
+
 if __name__ == "__main__":
     main()

@@ -37,6 +37,7 @@ from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
 from imagify.domain.services.doctor import DoctorService
+from imagify.domain.services.placeholders import PlaceholderBackfill
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.http.observability import MeteredRenderer, Metrics
@@ -177,6 +178,7 @@ class Container(containers.DeclarativeContainer):
     auth = providers.Singleton(AuthService, uow, hasher, signer, clock, read_cache)
     admin = providers.Singleton(AdminService, uow, hasher, blobs, links, read_cache)
     doctor = providers.Factory(DoctorService, uow, blobs, links, clock, read_cache)
+    placeholder_backfill = providers.Factory(PlaceholderBackfill, uow, blobs, inspector, read_cache)
     login_throttle = providers.Singleton(build_login_throttle, settings, redis)
 
 
