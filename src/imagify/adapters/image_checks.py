@@ -48,7 +48,7 @@ class Layout:
 
 
 def check(data: bytes, deep: bool = False) -> Layout:
-    """The layout of a JPEG, PNG or WebP whose structure can be decoded as declared.
+    """The layout of a JPEG, PNG, WebP, GIF, HEIC or AVIF whose structure can be decoded as declared.
 
     `deep` also verifies every PNG chunk's CRC and inflates its pixel data (in bounded steps,
     keeping nothing): the upload check, which must not accept what every render would refuse.

@@ -150,7 +150,7 @@ class ImageController(Controller):
 
     @get(
         "/{image_id:str}/thumbnails/{height:str}",
-        operation_class=image_bytes_operation(redirects=True),
+        operation_class=image_bytes_operation(redirects=True, negotiated=True),
         responses=errors(400, 401, 403, 404, 502, 503),
         summary="A thumbnail, rendered on first access (a 302 to S3 in redirect mode)",
     )
