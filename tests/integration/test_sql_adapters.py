@@ -491,3 +491,31 @@ def test_a_delete_waits_for_a_thumbnail_being_recorded_and_removes_it_with_its_b
     assert blobs.blobs == {}  # the thumbnail's bytes too: its row was listed once it committed
     with factory() as uow:
         assert uow.images.find_any("img1") is None and uow.renditions.list_for("img1") == []
+
+
+def test_upgrading_to_0005_gives_renditions_their_format_and_the_built_in_tiers_theirs(database_url: str) -> None:
+    # 0003, not 0004: re-point when the quotas migration (0004) merges before this one.
+    upgrade(database_url, "0003")
+    engine = make_engine(database_url)
+    rendition = sa_table("renditions")
+    try:
+        with engine.begin() as connection:  # a thumbnail as revision 0003 stored it
+            connection.execute(insert(rendition).values(
+                image_id="a" * 32, height=200, storage_key="thumbnails/a/200-n", content_type="image/png",
+                size_bytes=1, pixel_width=1, pixel_height=1, sha256="0" * 64))  # fmt: skip
+        upgrade(database_url)
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            assert uow.renditions.get("a" * 32, 200, "png").storage_key == "thumbnails/a/200-n"
+            tiers = {t.name: t.permissions.formats for t in uow.tiers.list()}
+        assert tiers == {"basic": [], "premium": ["webp"], "enterprise": ["avif", "webp"]}
+        downgrade(database_url, "0003")
+        upgrade(database_url)  # and back again: nothing left behind blocks it
+    finally:
+        engine.dispose()
+
+
+def sa_table(name: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import column, table
+
+    return table(name, *(column(c) for c in (
+        "image_id", "height", "storage_key", "content_type", "size_bytes", "pixel_width", "pixel_height", "sha256")))  # fmt: skip
