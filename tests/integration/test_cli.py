@@ -146,7 +146,7 @@ def test_users_show_lists_tiers_and_permissions(run, migrated):
     assert result.output.splitlines() == [
         "user:        ann",
         "tiers:       premium",
-        "permissions: thumbnail:200 thumbnail:400",
+        "permissions: thumbnail:200 thumbnail:400 format:webp",
     ]
 
 
@@ -190,7 +190,9 @@ def test_tiers_show_says_what_a_tier_grants(run, migrated):
         "thumbnails:     200, 400",
         "original:       yes",
         "expiring links: yes",
-        "permissions:    thumbnail:200 thumbnail:400 can_access_original_image can_generate_expiring_link",
+        "formats:        jpeg, png, avif, webp",
+        "permissions:    thumbnail:200 thumbnail:400 can_access_original_image can_generate_expiring_link "
+        "format:avif format:webp",
     ]
 
 

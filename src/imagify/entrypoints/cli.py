@@ -316,6 +316,7 @@ def tiers_show(name: str) -> None:
     click.echo(f"thumbnails:     {', '.join(map(str, p.thumbnail_heights)) or 'none'}")
     click.echo(f"original:       {'yes' if p.original_access else 'no'}")
     click.echo(f"expiring links: {'yes' if p.expiring_links else 'no'}")
+    click.echo(f"formats:        {', '.join(['jpeg', 'png', *p.formats])}")
     click.echo(f"permissions:    {' '.join(p.sorted()) or 'none'}")
 
 
