@@ -3,8 +3,9 @@
 Two kinds of event:
 
 - An invocation from `LambdaRenderer`:
-  `{"source_key", "target_key", "height", "bucket"?, "prefix"?}`. It reads the original
-  at `source_key`, renders it `height` px high with the same code as the in-process
+  `{"source_key", "target_key", "height", "format"?, "bucket"?, "prefix"?}`. It reads the
+  original at `source_key`, renders it `height` px high in `format` ('jpeg', 'png', 'webp',
+  'avif'; absent: the original's default) with the same code as the in-process
   renderer (`imagify.adapters.pillow_render`), writes it at `target_key` with its content
   type and answers `{"key", "content_type", "size", "width", "height", "sha256"}`. Keys
   are relative to the storage prefix, as in `S3BlobStorage`; the bucket and prefix come
@@ -91,10 +92,13 @@ def handle(event: Any, environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _render_request(event: Any, settings: Settings) -> dict[str, Any]:
     source_key, target_key, height = _read_event(event)
+    output = event.get("format")
+    if output is not None and output not in render.OUTPUTS:
+        raise Refused("InvalidEvent", f"format must be one of {', '.join(render.OUTPUTS)}, got {output!r}")
     bucket, prefix = _location(event, settings)
     s3 = s3_client(settings.endpoint_url)
     original = _read_original(s3, bucket, _name(prefix, source_key), source_key, settings.max_bytes)
-    thumb = _render(original, height, settings.max_pixels)
+    thumb = _render(original, height, settings.max_pixels, output)
     _write(s3, bucket, _name(prefix, target_key), target_key, thumb)
     return {
         "key": target_key,
@@ -328,14 +332,18 @@ def _fetch(url: str, max_bytes: int) -> bytes:
     return data
 
 
-def _render(original: bytes, height: int, max_pixels: int) -> render.Thumbnail:
+def _render(original: bytes, height: int, max_pixels: int, output: str | None = None) -> render.Thumbnail:
     """Refuse bombs from the header, then render with the shared code."""
     try:
-        with Image.open(io.BytesIO(original), formats=render.SUPPORTED) as im:
-            width, stored_height = im.size
-    except render.DECODE_ERRORS:
-        _raise_from_inspection(original, max_pixels)
-        raise Refused("InvalidImage", "the original is not an image or is corrupt") from None
+        layout = render.image_checks.layout(original)  # our own parse: GIF frames, HEIF 'ispe'
+        width, stored_height = layout.width, layout.height
+    except render.image_checks.BadStructure:
+        try:
+            with Image.open(io.BytesIO(original), formats=render.SUPPORTED) as im:
+                width, stored_height = im.size
+        except render.DECODE_ERRORS:
+            _raise_from_inspection(original, max_pixels)
+            raise Refused("InvalidImage", "the original is not an image or is corrupt") from None
     if width * stored_height > max_pixels:
         raise Refused(
             "ImageTooLarge",
@@ -343,7 +351,7 @@ def _render(original: bytes, height: int, max_pixels: int) -> render.Thumbnail:
             f"more than the limit of {max_pixels}",
         )
     try:
-        return render.render_thumbnail(original, height)
+        return render.render_thumbnail(original, height, output)
     except render.DECODE_ERRORS as error:
         raise Refused("InvalidImage", f"the original could not be rendered: {error}") from None
 

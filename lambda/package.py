@@ -1,12 +1,13 @@
-"""Build the Lambda deployment zip: the handler, the shared render modules and Pillow.
+"""Build the Lambda deployment zip: the handler, the shared render modules, Pillow and pillow-heif.
 
     python lambda/package.py [--arch x86_64|arm64] [--python 3.12] [--glibc 2.34] [--out ZIP]
 
 Defaults come from LAMBDA_ARCH, LAMBDA_PYTHON and LAMBDA_GLIBC (`make lambda-package`
 passes them). The glibc version defaults to the runtime's OS: Amazon Linux 2 (2.26) for
 python3.11 and older, Amazon Linux 2023 (2.34) for python3.12 and newer. Pillow's version is
-the one pinned in pyproject.toml, so the function renders exactly as the service does; its
-wheel is downloaded once into lambda/build/wheels/ and reused. boto3 is not bundled: the
+the one pinned in pyproject.toml, so the function renders exactly as the service does (and
+pillow-heif's, for HEIC originals); the wheels are downloaded once into lambda/build/wheels/
+and reused. boto3 is not bundled: the
 Lambda runtime has it. A pip that cannot download the wheel fails the build.
 """
 
@@ -30,6 +31,8 @@ BUILD = HERE / "build"
 DEFAULT_ZIP = BUILD / "imagify-thumbnails.zip"
 RENDER_MODULE = ROOT / "src" / "imagify" / "adapters" / "pillow_render.py"
 CHECKS_MODULE = RENDER_MODULE.with_name("image_checks.py")  # imported by pillow_render
+MORE_CHECKS_MODULE = RENDER_MODULE.with_name("gif_heif_checks.py")  # imported by image_checks
+WHEELS = ("pillow", "pillow-heif")  # pinned in pyproject.toml, bundled in the zip
 MIB = 1024 * 1024
 ZIPPED_LIMIT = 50 * MIB  # a direct upload of a .zip
 UNZIPPED_LIMIT = 250 * MIB  # the function's code and layers, unzipped
@@ -37,14 +40,14 @@ MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # the same inputs give the same zip
 
 
-def pillow_requirement() -> str:
-    """`pillow==X` exactly as pinned in pyproject.toml's dependencies."""
+def pillow_requirement(name: str = "pillow") -> str:
+    """`name==X` exactly as pinned in pyproject.toml's dependencies."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in project["dependencies"]:
-        if re.match(r"(?i)pillow\s*==", requirement):
+        if re.match(rf"(?i){re.escape(name)}\s*==", requirement):
             return str(requirement).replace(" ", "")
     raise SystemExit(
-        "pyproject.toml pins no pillow==X.Y.Z: the function must use the service's Pillow"
+        f"pyproject.toml pins no {name}==X.Y.Z: the function must use the service's {name}"
     )
 
 
@@ -63,8 +66,9 @@ def platforms(arch: str, glibc: str) -> list[str]:
 
 def download_pillow(requirement: str, python: str, arch: str, glibc: str) -> Path:
     cache = BUILD / "wheels" / f"cp{python.replace('.', '')}-{arch}-glibc{glibc}"
-    version = requirement.split("==")[1]
-    cached = sorted(cache.glob(f"pillow-{version}-*.whl"))
+    name, version = requirement.split("==")
+    stem = f"{name.replace('-', '_')}-{version}-*.whl"
+    cached = sorted(cache.glob(stem))
     if cached:
         return cached[0]
     cache.mkdir(parents=True, exist_ok=True)
@@ -86,16 +90,17 @@ def download_pillow(requirement: str, python: str, arch: str, glibc: str) -> Pat
             f"pip could not download {requirement} for CPython {python} on {arch} with glibc {glibc} "
             f"({hint}):\n{done.stderr}"
         )
-    return sorted(cache.glob(f"pillow-{version}-*.whl"))[0]
+    return sorted(cache.glob(stem))[0]
 
 
-def stage(wheel: Path, python: str, staging: Path) -> None:
+def stage(wheels: list[Path], python: str, staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
-    # A wheel is a zip whose root is site-packages (Pillow has no .data directory).
-    with zipfile.ZipFile(wheel) as archive:
-        if any(".data/" in name for name in archive.namelist()):
-            raise SystemExit(f"{wheel.name} has a .data directory: install it with pip instead")
-        archive.extractall(staging)
+    # A wheel is a zip whose root is site-packages (neither has a .data directory).
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            if any(".data/" in name for name in archive.namelist()):
+                raise SystemExit(f"{wheel.name} has a .data directory: install it with pip instead")
+            archive.extractall(staging)
     shutil.copy2(HERE / "handler.py", staging / "handler.py")
     package = staging / "imagify" / "adapters"
     package.mkdir(parents=True)
@@ -103,6 +108,7 @@ def stage(wheel: Path, python: str, staging: Path) -> None:
     (package / "__init__.py").write_text("")
     shutil.copy2(RENDER_MODULE, package / "pillow_render.py")
     shutil.copy2(CHECKS_MODULE, package / "image_checks.py")
+    shutil.copy2(MORE_CHECKS_MODULE, package / "gif_heif_checks.py")
     if python == f"{sys.version_info.major}.{sys.version_info.minor}":
         # /var/task is read-only, so the runtime cannot cache bytecode: ship it. Unchecked
         # hashes, because the zip's timestamps are not the sources'.
@@ -147,17 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     if not re.fullmatch(r"2\.\d{2}", glibc):
         parser.error(f"--glibc takes a version such as 2.34, not {glibc!r}")
 
-    requirement = pillow_requirement()
-    wheel = download_pillow(requirement, args.python, args.arch, glibc)
+    wheels = [
+        download_pillow(pillow_requirement(name), args.python, args.arch, glibc) for name in WHEELS
+    ]
     staging = args.out.parent / f".{args.out.stem}-staging"
     try:
-        stage(wheel, args.python, staging)
+        stage(wheels, args.python, staging)
         unzipped = write_zip(staging, args.out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     zipped = args.out.stat().st_size
 
-    print(f"{args.out}: python{args.python} {args.arch} (glibc {glibc}), {wheel.name}")
+    print(f"{args.out}: python{args.python} {args.arch} (glibc {glibc}), {', '.join(w.name for w in wheels)}")
     print(
         f"  zipped   {zipped / MIB:6.1f} MiB  (Lambda's limit for a direct upload: {ZIPPED_LIMIT // MIB} MiB)"
     )

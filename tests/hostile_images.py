@@ -227,3 +227,64 @@ CORPUS = [
     Hostile("webp-truncated", truncated_webp, 400, "truncated"),
     Hostile("webp-canvas-lie", canvas_lie_webp, 400, "canvas"),
 ]
+
+
+# GIF, HEIF and AVIF
+
+
+def frame_bomb_gif(frames: int = 1500) -> bytes:
+    """A GIF of 1500 frames of 16x16."""
+    im = [_noise((16, 16), seed=i).convert("P") for i in range(3)]
+    data = _saved(im[0], "GIF", save_all=True, append_images=im[1:], duration=10)
+    head_end = data.index(b"\x21\xf9")  # the first frame's graphic control extension
+    frame = data[head_end : len(data) - 1]  # extension, descriptor and image data, no trailer
+    return data[:head_end] + frame * frames + b"\x3b"
+
+
+def _gif_with_frame_size(width: int, height: int) -> bytes:
+    data = _saved(_noise((16, 16)).convert("P"), "GIF")
+    at = data.index(b"\x2c", 13 + 3 * 256 if data[10] & 0x80 else 13)
+    return data[: at + 5] + struct.pack("<HH", width, height) + data[at + 9 :]
+
+
+def screen_lie_gif() -> bytes:
+    """A GIF whose screen says 16x16 and whose frame says 60000x60000: Pillow grows to the frame."""
+    return _gif_with_frame_size(60000, 60000)
+
+
+# An AVIF whose 'ispe' is larger than its AV1 frame is not in the corpus: libavif scales the
+# frame to the declared size, so it is a large image made from few bytes, bounded by the
+# pixel limit and the decode memory budget like a 7000x7000 PNG of one colour.
+
+
+def _ispe(data: bytes, width: int, height: int) -> bytes:
+    at = data.index(b"ispe")
+    return data[: at + 8] + struct.pack(">II", width, height) + data[at + 16 :]
+
+
+def _heic() -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return _saved(_noise((64, 48)), "HEIF", quality=50)
+
+
+def size_lie_heic() -> bytes:
+    """A HEIC whose 'ispe' declares 60000x60000 over the data of 64x48."""
+    return _ispe(_heic(), 60000, 60000)
+
+
+def box_overflow_heic() -> bytes:
+    """A HEIC whose 'meta' box declares more bytes than the file holds."""
+    data = _heic()
+    at = data.index(b"meta") - 4
+    return data[:at] + struct.pack(">I", len(data) * 4) + data[at + 4 :]
+
+
+CORPUS += [
+    Hostile("gif-frame-bomb", frame_bomb_gif, 400, "frames"),
+    Hostile("gif-screen-lie", screen_lie_gif, 413, "pixels"),
+    Hostile("heic-size-lie", size_lie_heic, 413, "pixels"),
+    Hostile("heic-box-overflow", box_overflow_heic, 400, "box"),
+]
+BY_NAME = {h.name: h for h in CORPUS}

@@ -31,12 +31,12 @@ def migrated(run):
 def test_migrate_creates_the_first_admin_and_prints_its_password_once(run):
     first = run("migrate")
     assert first.exit_code == 0, first.output
-    assert "applied 0001, 0002, 0003, 0004; the database" in first.output and "is at 0004" in first.output
+    assert "applied 0001, 0002, 0003, 0004, 0005; the database" in first.output and "is at 0005" in first.output
     password = first.output.split("shown only once:")[1].split()[0]
     assert len(password) >= 16
     again = run("migrate")
     assert again.exit_code == 0 and "shown only once" not in again.output
-    assert "is already at 0004; nothing to apply" in again.output
+    assert "is already at 0005; nothing to apply" in again.output
     assert "admin [admin]" in run("users", "list").output
 
 
@@ -146,7 +146,7 @@ def test_users_show_lists_tiers_and_permissions(run, migrated):
     assert result.output.splitlines() == [
         "user:        ann",
         "tiers:       premium",
-        "permissions: thumbnail:200 thumbnail:400",
+        "permissions: thumbnail:200 thumbnail:400 format:webp",
         "usage:       0 images, 0 bytes",
         "limits:      max_images=unlimited max_storage_bytes=unlimited max_upload_bytes=unlimited "
         "max_link_seconds=unlimited",
@@ -193,7 +193,9 @@ def test_tiers_show_says_what_a_tier_grants(run, migrated):
         "thumbnails:     200, 400",
         "original:       yes",
         "expiring links: yes",
-        "permissions:    thumbnail:200 thumbnail:400 can_access_original_image can_generate_expiring_link",
+        "formats:        jpeg, png, avif, webp",
+        "permissions:    thumbnail:200 thumbnail:400 can_access_original_image can_generate_expiring_link "
+        "format:avif format:webp",
         "limits:         max_images=unlimited max_storage_bytes=unlimited max_upload_bytes=unlimited "
         "max_link_seconds=unlimited",
     ]
@@ -289,3 +291,36 @@ def test_serve_fails_fast_with_a_hint_when_the_port_is_taken(run):
     assert result.exit_code == 1
     assert f"error: port {port} on 127.0.0.1 is already in use" in result.output
     assert f"make run PORT={port + 1}" in result.output
+
+
+def test_backfill_placeholders_fills_in_images_uploaded_before_placeholders(run, migrated, tmp_path):
+    import io
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from imagify.adapters.sql.tables import images as images_table
+    from imagify.entrypoints.container import build_container
+    from imagify.settings import load_settings
+
+    assert run("users", "create", "ann", "--password", "a-long-password", "--tier", "basic").exit_code == 0
+    app = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
+    try:
+        with app.uow()() as uow:
+            ann = uow.users.get_by_username("ann")
+        photo = io.BytesIO()
+        Image.new("RGB", (90, 60), (20, 40, 200)).save(photo, "PNG")
+        image = app.images().upload(ann, "old.png", photo, len(photo.getvalue()))
+        made = image.placeholder
+        with app.engine().begin() as db:  # as an upload from before migration 0005 left it
+            db.execute(images_table.update().values(placeholder_thumbhash=None, placeholder_color=None))
+    finally:
+        app.decode_pool().close()
+
+    result = run("backfill-placeholders")
+    assert result.exit_code == 0, result.output
+    assert "1 placeholders made" in result.output
+    again = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
+    with again.uow()() as uow:
+        assert uow.images.get(ann.id, image.id) == replace(image, placeholder=made)
+    assert "0 placeholders made" in run("backfill-placeholders").output

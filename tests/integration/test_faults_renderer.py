@@ -39,11 +39,11 @@ class FailsOnce:
         self._inner = inner
         self._error: BaseException | None = error
 
-    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
+    def render(self, source_key: str, target_key: str, height: int, format: str | None = None) -> RenderedThumbnail:
         error, self._error = self._error, None
         if error is not None:
             raise error
-        return self._inner.render(source_key, target_key, height)
+        return self._inner.render(source_key, target_key, height, format)
 
     def close(self) -> None:
         getattr(self._inner, "close", lambda: None)()

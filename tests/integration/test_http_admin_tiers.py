@@ -24,29 +24,32 @@ def test_the_built_in_tiers_are_listed_with_their_derived_fields(client, root):
     assert set(tiers) == {"basic", "premium", "enterprise"}
     assert tiers["premium"] == {
         "name": "premium",
-        "permissions": ["thumbnail:200", "thumbnail:400"],
+        "permissions": ["thumbnail:200", "thumbnail:400", "format:webp"],
         "thumbnail_heights": [200, 400],
         "original_access": False,
         "expiring_links": False,
         "limits": UNLIMITED,  # the built-in tiers stay unlimited
+        "formats": ["webp"],
     }
+    assert tiers["enterprise"]["formats"] == ["avif", "webp"] and tiers["basic"]["formats"] == []
     assert tiers["enterprise"]["original_access"] and tiers["enterprise"]["expiring_links"]
 
 
 def test_an_admin_creates_a_custom_tier_and_reads_it_back(client, root):
     body = {
         "name": "photographers",
-        "permissions": ["thumbnail:600", "thumbnail:100", "can_generate_expiring_link"],
+        "permissions": ["thumbnail:600", "thumbnail:100", "can_generate_expiring_link", "format:avif"],
     }
     created = client.post(TIERS, json=body, headers=root.headers)
     assert created.status_code == 201, created.text
     assert created.json() == {
         "name": "photographers",
-        "permissions": ["thumbnail:100", "thumbnail:600", "can_generate_expiring_link"],
+        "permissions": ["thumbnail:100", "thumbnail:600", "can_generate_expiring_link", "format:avif"],
         "thumbnail_heights": [100, 600],
         "original_access": False,
         "expiring_links": True,
         "limits": UNLIMITED,
+        "formats": ["avif"],
     }
     assert client.get(f"{TIERS}/photographers", headers=root.headers).json() == created.json()
 
@@ -97,7 +100,7 @@ def test_patch_adds_and_removes_permissions(client, root):
         headers=root.headers,
     )
     assert response.status_code == 200, response.text
-    assert response.json()["permissions"] == ["thumbnail:400", "can_access_original_image"]
+    assert response.json()["permissions"] == ["thumbnail:400", "can_access_original_image", "format:webp"]
 
 
 def test_patch_with_a_bad_codename_changes_nothing(client, root):

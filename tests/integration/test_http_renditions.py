@@ -130,11 +130,11 @@ class CountingRenderer:
         self.calls = 0
         self._lock = threading.Lock()
 
-    def render(self, source_key: str, target_key: str, height: int):
+    def render(self, source_key: str, target_key: str, height: int, format: str | None = None):
         with self._lock:
             self.calls += 1
         time.sleep(0.05)
-        return self.inner.render(source_key, target_key, height)
+        return self.inner.render(source_key, target_key, height, format)
 
     def close(self) -> None:
         self.inner.close()

@@ -60,10 +60,12 @@ class Bucket:
         listing = self.s3.list_objects_v2(Bucket=self.name)
         return sorted(item["Key"] for item in listing.get("Contents", []))
 
-    def render(self, data: bytes | None, height: int = 200, **env: Any) -> dict[str, Any]:
+    def render(self, data: bytes | None, height: int = 200, format: str | None = None, **env: Any) -> dict[str, Any]:
         if data is not None:
             self.put(SOURCE, data)
-        event = {"source_key": SOURCE, "target_key": TARGET, "height": height}
+        event: dict[str, Any] = {"source_key": SOURCE, "target_key": TARGET, "height": height}
+        if format is not None:
+            event["format"] = format
         result: dict[str, Any] = handler.handle(event, {**self.env, **env})
         return result
 
@@ -232,7 +234,7 @@ def test_an_unknown_source_is_refused(bucket: Bucket) -> None:
         (b"", "InvalidImage"),
         (b"just some text, no image", "InvalidImage"),
         (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "InvalidImage"),
-        (encode(Image.new("RGB", (50, 50)), "GIF"), "UnsupportedImageFormat"),
+        (encode(Image.new("RGB", (50, 50)), "BMP"), "UnsupportedImageFormat"),
         (encode(Image.new("RGB", (500, 400), BLUE), "JPEG")[:600], "InvalidImage"),
         (encode(Image.new("RGB", (500, 400), BLUE), "PNG")[:-30], "InvalidImage"),
     ],
@@ -287,3 +289,20 @@ def test_unreachable_s3_is_a_storage_error_not_a_hang() -> None:
 
     assert_refused(result, "StorageError")
     assert time.monotonic() - started < 15
+
+
+@pytest.mark.parametrize("output", ["jpeg", "png", "webp", "avif"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "AVIF", "HEIF"])
+def test_the_function_renders_every_input_in_every_format_the_event_names(bucket: Bucket, fmt: str, output: str) -> None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    im = Image.new("RGB", (400, 300), (200, 30, 30))
+    answer = bucket.render(encode(im, fmt), format=output)
+
+    assert answer["content_type"] == f"image/{output}", answer
+    assert (answer["width"], answer["height"]) == (267, 200)
+
+
+def test_an_unknown_format_in_the_event_is_refused(bucket: Bucket) -> None:
+    assert "format" in assert_refused(bucket.render(encode(Image.new("RGB", (50, 50)), "PNG"), format="gif"), "InvalidEvent")

@@ -81,6 +81,15 @@ def jpeg(size: tuple[int, int]) -> bytes:
     return out.getvalue()
 
 
+def heic(size: tuple[int, int]) -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    out = io.BytesIO()
+    Image.new("RGB", size, (0, 0, 255)).save(out, "HEIF")
+    return out.getvalue()
+
+
 @pytest.fixture(scope="module")
 def host_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("package") / "imagify-thumbnails.zip"
@@ -94,7 +103,12 @@ def test_the_zip_holds_the_handler_the_render_module_and_pillow_but_not_boto3(
     names = zipfile.ZipFile(host_zip).namelist()
 
     assert "handler.py" in names
-    assert {"imagify/adapters/pillow_render.py", "imagify/adapters/image_checks.py"} <= set(names)
+    assert {
+        "imagify/adapters/pillow_render.py",
+        "imagify/adapters/image_checks.py",
+        "imagify/adapters/gif_heif_checks.py",
+    } <= set(names)
+    assert any(n.startswith("_pillow_heif.") and n.endswith(".so") for n in names)
     assert {"imagify/__init__.py", "imagify/adapters/__init__.py"} <= set(names)
     assert any(n.startswith("PIL/_imaging.") and n.endswith(".so") for n in names)
     assert not [n for n in names if n.split("/")[0] in ("boto3", "botocore", "s3transfer")]
@@ -102,7 +116,7 @@ def test_the_zip_holds_the_handler_the_render_module_and_pillow_but_not_boto3(
         n
         for n in names
         if n.startswith("imagify/")
-        and not any(part in n for part in ("pillow_render", "image_checks", "__init__"))
+        and not any(part in n for part in ("pillow_render", "image_checks", "gif_heif_checks", "__init__"))
     ]
     rendered = (ROOT / "src/imagify/adapters/pillow_render.py").read_bytes()
     assert zipfile.ZipFile(host_zip).read("imagify/adapters/pillow_render.py") == rendered
@@ -116,7 +130,7 @@ def test_the_unzipped_package_imports_and_renders_in_a_fresh_interpreter(
     zipfile.ZipFile(host_zip).extractall(unzipped)
     for so in unzipped.rglob("*.so*"):
         so.chmod(0o755)
-    source = jpeg((640, 480))
+    source = heic((640, 480))  # pillow-heif from the zip decodes it, libavif encodes the AVIF
     boto3.session.Session().client("s3", endpoint_url=endpoint_url).put_object(
         Bucket=bucket, Key="p/originals/a", Body=source
     )
@@ -126,7 +140,7 @@ def test_the_unzipped_package_imports_and_renders_in_a_fresh_interpreter(
         "IMAGIFY_S3_ENDPOINT_URL": endpoint_url,
         "IMAGIFY_STORAGE_URL": f"s3://{bucket}/p",
     }
-    event = {"source_key": "originals/a", "target_key": "thumbnails/a/200", "height": 200}
+    event = {"source_key": "originals/a", "target_key": "thumbnails/a/200", "height": 200, "format": "avif"}
 
     runtime = runtime_folder(tmp_path / "runtime")
     command = [
@@ -150,6 +164,7 @@ def test_the_unzipped_package_imports_and_renders_in_a_fresh_interpreter(
     assert not [m for m in probe["modules"] if m.startswith(FORBIDDEN)]
     assert "boto3" not in probe["modules"]  # built on the first event, not at import
     assert probe["result"]["height"] == 200 and probe["result"]["width"] == 267
+    assert probe["result"]["content_type"] == "image/avif"
     print(f"cold import of the packaged handler: {probe['import_ms']:.0f} ms")
     assert probe["import_ms"] < 2000
 

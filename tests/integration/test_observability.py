@@ -178,7 +178,7 @@ def test_metrics_count_renders_render_time_and_thumbnail_cache_hits_and_misses(c
 
 
 class ExplodingRenderer:
-    def render(self, source_key, target_key, height):
+    def render(self, source_key, target_key, height, format=None):
         raise RenderFailed("the renderer crashed")
 
 

@@ -213,7 +213,7 @@ def inspector(decode_pool: DecodePool) -> PillowImageInspector:
 
 @pytest.mark.parametrize(
     ("fmt", "content_type"),
-    [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp")],
+    [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp"), ("GIF", "image/gif"), ("AVIF", "image/avif")],
 )
 def test_jpeg_png_and_webp_are_identified_by_their_content(
     inspector: PillowImageInspector, fmt: str, content_type: str
@@ -237,7 +237,7 @@ def test_a_rotated_jpeg_reports_its_stored_size(inspector: PillowImageInspector)
     assert (info.width, info.height) == (300, 200)
 
 
-@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF", "ICO"])
 def test_an_image_of_another_format_is_unsupported(
     inspector: PillowImageInspector, fmt: str
 ) -> None:

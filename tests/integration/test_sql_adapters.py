@@ -94,7 +94,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0004"
+    assert current_revision(database_url) == head_revision() == "0005"
     assert _tables(database_url) == TABLES
     engine = make_engine(database_url)
     try:
@@ -104,12 +104,14 @@ def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(datab
         engine.dispose()
     assert tiers == {
         "basic": ["thumbnail:200"],
-        "premium": ["thumbnail:200", "thumbnail:400"],
+        "premium": ["thumbnail:200", "thumbnail:400", "format:webp"],
         "enterprise": [
             "thumbnail:200",
             "thumbnail:400",
             "can_access_original_image",
             "can_generate_expiring_link",
+            "format:avif",
+            "format:webp",
         ],
     }
 
@@ -160,7 +162,7 @@ def test_a_user_round_trips_with_tiers_sorted_and_the_union_of_their_permissions
         by_name = u.users.get_by_username("ann")
     assert by_id == by_name == added
     assert added.tiers == ["basic", "premium"]
-    assert added.permissions == Permissions.parse(["thumbnail:200", "thumbnail:400"])
+    assert added.permissions == Permissions.parse(["thumbnail:200", "thumbnail:400", "format:webp"])
 
     with uow() as u:
         u.tiers.add(Tier("photographers", Permissions.parse(["thumbnail:600", "can_generate_expiring_link"])))
@@ -316,8 +318,8 @@ def test_renditions_round_trip_list_by_height_and_delete_per_image(
         u.renditions.add(rendition("b", 200))
         u.commit()
     with uow() as u:
-        assert u.renditions.get("a", 200) == rendition("a", 200)
-        assert u.renditions.get("a", 300) is None
+        assert u.renditions.get("a", 200, "jpeg") == rendition("a", 200)
+        assert u.renditions.get("a", 300, "jpeg") is None
         assert u.renditions.list_for("a") == [rendition("a", 200), rendition("a", 400)]
         u.renditions.delete_for("a")
         u.commit()
@@ -515,3 +517,30 @@ def test_a_delete_waits_for_a_thumbnail_being_recorded_and_removes_it_with_its_b
     assert blobs.blobs == {}  # the thumbnail's bytes too: its row was listed once it committed
     with factory() as uow:
         assert uow.images.find_any("img1") is None and uow.renditions.list_for("img1") == []
+
+
+def test_upgrading_to_0005_gives_renditions_their_format_and_the_built_in_tiers_theirs(database_url: str) -> None:
+    upgrade(database_url, "0004")
+    engine = make_engine(database_url)
+    rendition = sa_table("renditions")
+    try:
+        with engine.begin() as connection:  # a thumbnail as revision 0004 stored it
+            connection.execute(insert(rendition).values(
+                image_id="a" * 32, height=200, storage_key="thumbnails/a/200-n", content_type="image/png",
+                size_bytes=1, pixel_width=1, pixel_height=1, sha256="0" * 64))  # fmt: skip
+        upgrade(database_url)
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            assert uow.renditions.get("a" * 32, 200, "png").storage_key == "thumbnails/a/200-n"
+            tiers = {t.name: t.permissions.formats for t in uow.tiers.list()}
+        assert tiers == {"basic": [], "premium": ["webp"], "enterprise": ["avif", "webp"]}
+        downgrade(database_url, "0004")
+        upgrade(database_url)  # and back again: nothing left behind blocks it
+    finally:
+        engine.dispose()
+
+
+def sa_table(name: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import column, table
+
+    return table(name, *(column(c) for c in (
+        "image_id", "height", "storage_key", "content_type", "size_bytes", "pixel_width", "pixel_height", "sha256")))  # fmt: skip

@@ -20,8 +20,9 @@ from imagify.domain.errors import (
     Unauthorized,
     Unavailable,
 )
+from imagify.domain.formats import CONTENT_TYPES
 from imagify.domain.model import (
-    LINK_ID_LENGTH, ExpiringLink, Image, ImageInfo, LinkInfo, RenderedThumbnail, Rendition, User,
+    LINK_ID_LENGTH, ExpiringLink, Image, ImageInfo, LinkInfo, Placeholder, RenderedThumbnail, Rendition, User,
 )
 from imagify.domain.permissions import BUILT_IN_TIERS, Permissions, Tier
 from imagify.domain.quotas import Limits, Usage
@@ -35,7 +36,7 @@ class Store:
         self.users: dict[int, User] = {}
         self.tiers: dict[str, Tier] = {t.name: t for t in BUILT_IN_TIERS}
         self.images: dict[str, Image] = {}
-        self.renditions: dict[tuple[str, int], Rendition] = {}
+        self.renditions: dict[tuple[str, int, str], Rendition] = {}
         self.next_user_id = 1
         self.commits = 0
 
@@ -187,21 +188,29 @@ class FakeImageRepository:
     def ids_without_owner(self) -> list[str]:
         return sorted(i.id for i in self._s.images.values() if i.owner_id not in self._s.users)
 
+    def without_placeholder(self, after_id: str, limit: int) -> list[Image]:
+        found = sorted((i for i in self._s.images.values() if i.placeholder is None and i.id > after_id), key=lambda i: i.id)
+        return found[:limit]
+
+    def set_placeholder(self, image_id: str, placeholder: Placeholder) -> None:
+        self._s.images[image_id] = replace(self._s.images[image_id], placeholder=placeholder)
+
 
 class FakeRenditionRepository:
     def __init__(self, store: Store) -> None:
         self._s = store
 
     def add(self, rendition: Rendition) -> None:
-        if (rendition.image_id, rendition.height) in self._s.renditions:
+        key = (rendition.image_id, rendition.height, rendition.format)
+        if key in self._s.renditions:
             raise Conflict("rendition already stored")
-        self._s.renditions[(rendition.image_id, rendition.height)] = rendition
+        self._s.renditions[key] = rendition
 
-    def get(self, image_id: str, height: int) -> Rendition | None:
-        return self._s.renditions.get((image_id, height))
+    def get(self, image_id: str, height: int, format: str) -> Rendition | None:
+        return self._s.renditions.get((image_id, height, format))
 
     def list_for(self, image_id: str) -> list[Rendition]:
-        return [r for (i, _), r in self._s.renditions.items() if i == image_id]
+        return [r for (i, *_), r in self._s.renditions.items() if i == image_id]
 
     def delete_for(self, image_id: str) -> None:
         for key in [k for k in self._s.renditions if k[0] == image_id]:
@@ -350,14 +359,15 @@ class FakeRenderer:
         self.fail = False
         self.during_render: Callable[[], None] | None = None
 
-    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
+    def render(self, source_key: str, target_key: str, height: int, format: str) -> RenderedThumbnail:
         self.calls += 1
         if self.fail:
             raise RenderFailed("the renderer is down")
-        source, content_type = self._blobs.blobs[source_key]
+        source, _ = self._blobs.blobs[source_key]
+        content_type = CONTENT_TYPES[format]
         if self.during_render is not None:
             self.during_render()
-        data = f"thumb {height} of {hashlib.sha256(source).hexdigest()}".encode()
+        data = f"thumb {height} {format} of {hashlib.sha256(source).hexdigest()}".encode()
         self._blobs.put(target_key, data, content_type)
         return RenderedThumbnail(content_type, len(data), height, height, hashlib.sha256(data).hexdigest())
 

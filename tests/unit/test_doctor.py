@@ -130,7 +130,7 @@ def test_an_image_whose_original_is_gone_is_reported_then_removed_with_its_thumb
     report = shop.doctor.examine(fix=True, min_age=HOUR)
     assert report.findings[0].fixed and "its 1 thumbnails and its links" in report.findings[0].line()
     assert set(shop.uow.store.images) == {fine.id}
-    assert [key for key in shop.uow.store.renditions] == [(fine.id, 200)]
+    assert [key for key in shop.uow.store.renditions] == [(fine.id, 200, "jpeg")]
     assert shop.links.resolve(f"tok-{lost.id}", shop.clock.now()) is None
     assert shop.links.resolve(f"tok-{fine.id}", shop.clock.now()).image_id == fine.id
     assert not any(key.startswith(f"thumbnails/{lost.id}/") for key in shop.blobs.blobs)
@@ -147,8 +147,8 @@ def test_a_thumbnail_whose_blob_is_gone_loses_only_its_row_and_renders_again(sho
     assert [(f.kind, f.key, f.fixed) for f in report.findings] == [
         (MISSING_THUMBNAIL, lost.storage_key, True)
     ]
-    assert set(shop.uow.store.renditions) == {(image.id, 400)}
-    assert shop.uow.store.renditions[(image.id, 400)] == other
+    assert set(shop.uow.store.renditions) == {(image.id, 400, "jpeg")}
+    assert shop.uow.store.renditions[(image.id, 400, "jpeg")] == other
     again = shop.images.thumbnail(shop.owner, image.id, 200)
     assert again.storage_key != lost.storage_key and shop.blobs.exists(again.storage_key)
     assert shop.doctor.examine(min_age=timedelta(0)).findings == []

@@ -226,3 +226,17 @@ def test_a_renderer_that_crashes_unexpectedly_is_a_render_failure_leaving_no_byt
     with pytest.raises(RenderFailed, match="crashed"):
         world.images.thumbnail(ann, image.id, 200)
     assert list(world.blobs.blobs) == [image.storage_key]
+
+
+def test_each_format_of_a_height_is_rendered_once_and_deleted_with_the_image(world):
+    ann = world.user("ann", "enterprise")
+    image = world.upload(ann)
+    chrome = "image/avif,image/webp,*/*"
+    first = world.images.thumbnail(ann, image.id, 200, chrome)
+    assert first.format == "avif" and world.images.thumbnail(ann, image.id, 200, chrome) == first
+    webp = world.images.thumbnail(ann, image.id, 200, None, "webp")
+    jpeg = world.images.thumbnail(ann, image.id, 200)
+    assert (webp.format, jpeg.format) == ("webp", "jpeg")
+    assert len({first.etag, webp.etag, jpeg.etag}) == 3 and world.renderer.calls == 3
+    world.images.delete(ann, image.id)
+    assert not [k for k in world.blobs.blobs if k.startswith("thumbnails/")]

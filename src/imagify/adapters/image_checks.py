@@ -1,4 +1,5 @@
-"""Structural checks of untrusted JPEG, PNG and WebP bytes, made before any pixel is decoded.
+"""Structural checks of untrusted JPEG, PNG and WebP bytes (GIF, HEIF and AVIF in
+gif_heif_checks), made before any pixel is decoded.
 
 Each check reads what a decoder will later parse (markers, chunks, headers) and refuses what
 no real encoder writes: thousands of JPEG scans, scan data too short for the declared size,
@@ -14,6 +15,8 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
+
+from imagify.adapters import gif_heif_checks  # refers back to this module only when called
 
 MAX_JPEG_SCANS = 100  # libjpeg's progressive script writes 10, jpegtran/mozjpeg a few dozen
 MAX_FRAMES = 1000
@@ -38,14 +41,14 @@ class BadStructure(ValueError):
 class Layout:
     """What the headers say: format, stored size, bytes per decoded pixel."""
 
-    format: str  # "JPEG", "PNG" or "WEBP"
+    format: str  # "JPEG", "PNG", "WEBP", "GIF", "HEIF" or "AVIF"
     width: int
     height: int
     bands: int
 
 
 def check(data: bytes, deep: bool = False) -> Layout:
-    """The layout of a JPEG, PNG or WebP whose structure can be decoded as declared.
+    """The layout of a JPEG, PNG, WebP, GIF, HEIC or AVIF whose structure can be decoded as declared.
 
     `deep` also verifies every PNG chunk's CRC and inflates its pixel data (in bounded steps,
     keeping nothing): the upload check, which must not accept what every render would refuse.
@@ -56,7 +59,11 @@ def check(data: bytes, deep: bool = False) -> Layout:
         return check_png(data, deep)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return check_webp(data)
-    raise BadStructure("the file is not a JPEG, PNG or WebP image")
+    if gif_heif_checks.is_gif(data):
+        return gif_heif_checks.check_gif(data)
+    if gif_heif_checks.is_isobmff(data):
+        return gif_heif_checks.check_isobmff(data)
+    raise BadStructure("the file is not a JPEG, PNG, WebP, GIF, HEIC or AVIF image")
 
 
 def layout(data: bytes) -> Layout:
@@ -73,7 +80,16 @@ def layout(data: bytes) -> Layout:
             return Layout("WEBP", width, 1 + int.from_bytes(data[27:30], "little"), 4)
         width, height, _ = _bitstream_size(kind, 20, length, data)
         return Layout("WEBP", width, height, 4)
-    raise BadStructure("the file is not a JPEG, PNG or WebP image")
+    if gif_heif_checks.is_gif(data):  # both read the whole file: frames and boxes can lie
+        return gif_heif_checks.check_gif(data)
+    if gif_heif_checks.is_isobmff(data):
+        return gif_heif_checks.check_isobmff(data)
+    raise BadStructure("the file is not a JPEG, PNG, WebP, GIF, HEIC or AVIF image")
+
+
+def checked_whole(data: bytes) -> bool:
+    """Whether layout() of this file already made every structural check (GIF, HEIF, AVIF)."""
+    return gif_heif_checks.is_gif(data) or gif_heif_checks.is_isobmff(data)
 
 
 def decode_bytes(layout: Layout, scale: int = 1) -> int:

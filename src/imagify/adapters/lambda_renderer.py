@@ -54,12 +54,14 @@ class LambdaRenderer:
         self._bucket = bucket
         self._prefix = prefix.strip("/")
 
-    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
+    def render(self, source_key: str, target_key: str, height: int, format: str | None = None) -> RenderedThumbnail:
         event: dict[str, Any] = {
             "source_key": source_key,
             "target_key": target_key,
             "height": height,
         }
+        if format is not None:
+            event["format"] = format
         if self._bucket:
             event.update(bucket=self._bucket, prefix=self._prefix)
         body = self._invoke(event)

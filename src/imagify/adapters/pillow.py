@@ -26,20 +26,26 @@ from imagify.adapters.pillow_render import (
     render_thumbnail,
 )
 from imagify.domain.errors import NotAnImage, RenderFailed, TooLarge, Unavailable, UnsupportedFormat
-from imagify.domain.model import ImageInfo, RenderedThumbnail
+from imagify.adapters.placeholders import placeholder
+from imagify.domain.model import ImageInfo, Placeholder, RenderedThumbnail
 from imagify.domain.ports import BlobStorage
 
 
-def inspect_in_worker(data: bytes, max_pixels: int) -> tuple[str, int, int]:
-    return inspect_image(io.BytesIO(data), max_pixels)
+def inspect_in_worker(data: bytes, max_pixels: int) -> tuple[str, int, int, Placeholder]:
+    """The upload check, and the placeholder from its decode."""
+    made: list[Placeholder] = []
+    content_type, width, height = inspect_image(
+        io.BytesIO(data), max_pixels, lambda im, orientation: made.append(Placeholder(*placeholder(im, orientation)))
+    )
+    return content_type, width, height, made[0]
 
 
-def render_in_worker(source: str | bytes, height: int) -> Thumbnail:
+def render_in_worker(source: str | bytes, height: int, output: str | None = None) -> Thumbnail:
     """Render from a local file's path (read by the worker) or from the original's bytes."""
     if isinstance(source, str):
         with open(source, "rb") as fp:
-            return render_thumbnail(fp, height)
-    return render_thumbnail(source, height)
+            return render_thumbnail(fp, height, output)
+    return render_thumbnail(source, height, output)
 
 
 def _layout(data: bytes) -> image_checks.Layout | None:
@@ -59,14 +65,15 @@ class PillowImageInspector:
         stream.seek(0)
         data = stream.read()
         stream.seek(0)
-        # The upload check decodes a JPEG at 1/8 scale and never expands PNG or WebP pixels;
-        # an image over the pixel limit is refused from its header.
+        # The upload check decodes a JPEG at 1/8 scale and other formats whole (the
+        # placeholder is made from that decode); an image over the pixel limit is refused
+        # from its header.
         layout = _layout(data)
         estimate = image_checks.INFLATE_STEP
-        if layout and layout.format == "JPEG" and layout.width * layout.height <= self._max_pixels:
-            estimate = image_checks.decode_bytes(layout, 8)
+        if layout and layout.width * layout.height <= self._max_pixels:
+            estimate = image_checks.decode_bytes(layout, 8 if layout.format == "JPEG" else 1)
         try:
-            content_type, width, height = self._pool.run(
+            content_type, width, height, made = self._pool.run(
                 inspect_in_worker, data, self._max_pixels, estimate=estimate
             )
         except UnsupportedImageFormat as e:
@@ -81,7 +88,7 @@ class PillowImageInspector:
             raise TooLarge(f"the image is refused: checking it needs too much memory ({e})") from None
         except Busy as e:
             raise Unavailable(str(e)) from None
-        return ImageInfo(content_type, width, height)
+        return ImageInfo(content_type, width, height, made)
 
 
 class PillowRenderer:
@@ -92,14 +99,14 @@ class PillowRenderer:
         blobs: BlobStorage,
         pool: DecodePool,
         max_pixels: int,
-        render: Callable[[str | bytes, int], Thumbnail] = render_in_worker,
+        render: Callable[[str | bytes, int, str | None], Thumbnail] = render_in_worker,
     ) -> None:
         self._blobs = blobs
         self._pool = pool
         self._max_pixels = max_pixels
         self._render = render
 
-    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
+    def render(self, source_key: str, target_key: str, height: int, format: str | None = None) -> RenderedThumbnail:
         blob = self._blobs.open(source_key)
         try:
             # A local file is read by the worker from its path; a network stream is read here.
@@ -120,7 +127,7 @@ class PillowRenderer:
                 )
             estimate = image_checks.decode_bytes(layout, _draft_scale(layout, height))
         try:
-            thumb = self._pool.run(self._render, source, height, estimate=estimate)
+            thumb = self._pool.run(self._render, source, height, format, estimate=estimate)
         except OverBudget as e:
             raise TooLarge(f"the thumbnail cannot be rendered: {e}") from None
         except Busy as e:

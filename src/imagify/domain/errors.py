@@ -44,7 +44,7 @@ class TooLarge(DomainError):
 
 
 class UnsupportedFormat(DomainError):
-    """An image, but not JPEG, PNG or WebP (415)."""
+    """An image, but not JPEG, PNG, WebP, GIF, HEIC or AVIF (415)."""
 
 
 class RenderFailed(DomainError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from imagify.domain.errors import InvalidInput, NotFound
+from imagify.domain.formats import FORMAT_OF
 from imagify.domain.permissions import Permissions
 from imagify.domain.quotas import MAX_LINK_SECONDS, MIN_LINK_SECONDS, Limits, Usage
 
@@ -32,12 +33,23 @@ class User:
 
 
 @dataclass(frozen=True)
+class Placeholder:
+    """What a client paints before any thumbnail exists: a ThumbHash, the dominant colour
+    ('#rrggbb') and the aspect ratio as displayed (width / height, orientation applied)."""
+
+    thumbhash: str
+    color: str
+    aspect_ratio: float
+
+
+@dataclass(frozen=True)
 class ImageInfo:
-    """What inspecting an upload's header tells: its real format and size."""
+    """What inspecting an upload tells: its real format and size, and its placeholder."""
 
     content_type: str
     width: int
     height: int
+    placeholder: Placeholder | None = None
 
 
 @dataclass
@@ -52,6 +64,7 @@ class Image:
     sha256: str
     storage_key: str
     created_at: datetime
+    placeholder: Placeholder | None = None  # None for images uploaded before placeholders
 
     @property
     def etag(self) -> str:
@@ -60,7 +73,7 @@ class Image:
 
 @dataclass(frozen=True)
 class Rendition:
-    """A stored thumbnail of one image at one height."""
+    """A stored thumbnail of one image at one height in one format."""
 
     image_id: str
     height: int
@@ -72,8 +85,12 @@ class Rendition:
     sha256: str
 
     @property
+    def format(self) -> str:
+        return FORMAT_OF[self.content_type]
+
+    @property
     def etag(self) -> str:
-        return f"{self.sha256[:32]}-{self.height}"
+        return f"{self.sha256[:32]}-{self.height}-{self.format}"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ MAX_THUMBNAIL_HEIGHT = 4096
 ORIGINAL_ACCESS = "can_access_original_image"
 EXPIRING_LINKS = "can_generate_expiring_link"
 _THUMBNAIL = re.compile(r"thumbnail:(\d{1,9})")
+FORMAT_CODENAMES = ("format:webp", "format:avif")
 _TIER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -38,13 +39,13 @@ def parse_codename(codename: str) -> str:
     """Check one permission codename and return it in canonical form; raise InvalidInput."""
     if not isinstance(codename, str):
         raise InvalidInput(f"permission codename must be a string, got {codename!r}")
-    if codename in (ORIGINAL_ACCESS, EXPIRING_LINKS):
+    if codename in (ORIGINAL_ACCESS, EXPIRING_LINKS, *FORMAT_CODENAMES):
         return codename
     match = _THUMBNAIL.fullmatch(codename)
     if match is None:
         raise InvalidInput(
             f"unknown permission {codename!r}: expected 'thumbnail:<height>', "
-            f"'{ORIGINAL_ACCESS}' or '{EXPIRING_LINKS}'"
+            f"'{ORIGINAL_ACCESS}', '{EXPIRING_LINKS}', 'format:webp' or 'format:avif'"
         )
     try:
         return f"thumbnail:{ThumbnailHeight(int(match.group(1))).value}"
@@ -89,6 +90,11 @@ class Permissions:
     def expiring_links(self) -> bool:
         return EXPIRING_LINKS in self.codenames
 
+    @property
+    def formats(self) -> list[str]:
+        """The thumbnail formats granted besides JPEG and PNG ('webp', 'avif')."""
+        return sorted(c.split(":", 1)[1] for c in self.codenames if c.startswith("format:"))
+
     def may_see_thumbnail(self, height: int) -> bool:
         return f"thumbnail:{height}" in self.codenames
 
@@ -110,9 +116,11 @@ class Tier:
 
 BUILT_IN_TIERS: tuple[Tier, ...] = (
     Tier("basic", Permissions.parse(["thumbnail:200"])),
-    Tier("premium", Permissions.parse(["thumbnail:200", "thumbnail:400"])),
+    Tier("premium", Permissions.parse(["thumbnail:200", "thumbnail:400", "format:webp"])),
     Tier(
         "enterprise",
-        Permissions.parse(["thumbnail:200", "thumbnail:400", ORIGINAL_ACCESS, EXPIRING_LINKS]),
+        Permissions.parse(
+            ["thumbnail:200", "thumbnail:400", ORIGINAL_ACCESS, EXPIRING_LINKS, *FORMAT_CODENAMES]
+        ),
     ),
 )

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
-from imagify.domain.model import ExpiringLink, Image, ImageInfo, LinkInfo, RenderedThumbnail, Rendition, User
+from imagify.domain.model import (
+    ExpiringLink, Image, ImageInfo, LinkInfo, Placeholder, RenderedThumbnail, Rendition, User,
+)
 from imagify.domain.permissions import Tier
 from imagify.domain.quotas import Usage
 
@@ -77,11 +79,14 @@ class ImageRepository(Protocol):
     def usage_by_owner(self, owner_id: int | None = None) -> dict[int, Usage]:
         """What each owner's (or only `owner_id`'s) image rows add up to; owners with no
         image are left out."""
+    def without_placeholder(self, after_id: str, limit: int) -> list[Image]:
+        """Images with no placeholder yet, by id after `after_id`: for the backfill."""
+    def set_placeholder(self, image_id: str, placeholder: Placeholder) -> None: ...
 
 
 class RenditionRepository(Protocol):
     def add(self, rendition: Rendition) -> None: ...
-    def get(self, image_id: str, height: int) -> Rendition | None: ...
+    def get(self, image_id: str, height: int, format: str) -> Rendition | None: ...
     def list_for(self, image_id: str) -> list[Rendition]: ...
     def delete_for(self, image_id: str) -> None: ...
 
@@ -173,13 +178,15 @@ class LinkStore(Protocol):
 
 
 class Renderer(Protocol):
-    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
-        """Read the original at source_key, write a thumbnail `height` px high at target_key."""
+    def render(self, source_key: str, target_key: str, height: int, format: str) -> RenderedThumbnail:
+        """Read the original at source_key, write a thumbnail `height` px high at target_key
+        in `format` ('jpeg', 'png', 'webp' or 'avif')."""
 
 
 class ImageInspector(Protocol):
     def inspect(self, stream: BinaryIO) -> ImageInfo:
-        """Identify the format from content, check pixels from the header, then check it decodes."""
+        """Identify the format from content, check pixels from the header, then check it
+        decodes; the placeholder comes from that decode."""
 
 
 class PasswordHasher(Protocol):

@@ -329,6 +329,7 @@ def tiers_show(name: str) -> None:
     click.echo(f"thumbnails:     {', '.join(map(str, p.thumbnail_heights)) or 'none'}")
     click.echo(f"original:       {'yes' if p.original_access else 'no'}")
     click.echo(f"expiring links: {'yes' if p.expiring_links else 'no'}")
+    click.echo(f"formats:        {', '.join(['jpeg', 'png', *p.formats])}")
     click.echo(f"permissions:    {' '.join(p.sorted()) or 'none'}")
     click.echo(f"limits:         {_limits_text(tier.limits)}")
 
@@ -450,6 +451,23 @@ def doctor(fix: bool, min_age_seconds: int) -> None:
     click.echo(report.summary())
     if report.unfixed:
         sys.exit(1)
+
+
+@main.command("backfill-placeholders")
+@one_line_errors
+def backfill_placeholders() -> None:
+    """Make the placeholder (ThumbHash, colour, aspect ratio) of every image that has none."""
+    app = container()
+
+    def each(image: object, error: str | None) -> None:
+        if error is not None:
+            click.echo(f"{image.id}: {error}", err=True)  # type: ignore[attr-defined]
+
+    try:
+        report = app.placeholder_backfill().run(each)
+    finally:
+        app.decode_pool().close()
+    click.echo(report.summary())
 
 
 if __name__ == "__main__":

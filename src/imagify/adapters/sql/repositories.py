@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from imagify.adapters.sql.tables import images, renditions, tier_permissions, tiers, user_tiers, users
 from imagify.domain.errors import Conflict
-from imagify.domain.model import Image, Rendition, User
+from imagify.domain.model import Image, Placeholder, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
 from imagify.domain.quotas import LIMIT_NAMES, Limits, Usage
 from imagify.domain.ports import Cursor
@@ -71,7 +71,9 @@ _IMAGES_OWNED_AFTER = _IMAGES_OWNED.where(
     )
 )
 _RENDITION = select(renditions).where(
-    renditions.c.image_id == bindparam("image_id"), renditions.c.height == bindparam("height")
+    renditions.c.image_id == bindparam("image_id"),
+    renditions.c.height == bindparam("height"),
+    renditions.c.format == bindparam("format"),
 )
 
 
@@ -303,6 +305,7 @@ class SqlAlchemyImageRepository:
                 sha256=image.sha256,
                 storage_key=image.storage_key,
                 created_at=image.created_at,
+                **_placeholder_columns(image.placeholder),
             )
         )
 
@@ -355,6 +358,20 @@ class SqlAlchemyImageRepository:
         query = select(images.c.id).where(images.c.owner_id.not_in(select(users.c.id))).order_by(images.c.id)
         return list(self._db.execute(query).scalars())
 
+    def without_placeholder(self, after_id: str, limit: int) -> list[Image]:
+        query = (
+            select(images)
+            .where(images.c.placeholder_thumbhash.is_(None), images.c.id > after_id)
+            .order_by(images.c.id)
+            .limit(limit)
+        )
+        return [_image(row) for row in self._db.execute(query)]
+
+    def set_placeholder(self, image_id: str, placeholder: Placeholder) -> None:
+        self._db.execute(
+            update(images).where(images.c.id == image_id).values(**_placeholder_columns(placeholder))
+        )
+
 
 class SqlAlchemyRenditionRepository:
     def __init__(self, connection: Connection) -> None:
@@ -366,6 +383,7 @@ class SqlAlchemyRenditionRepository:
                 insert(renditions).values(
                     image_id=rendition.image_id,
                     height=rendition.height,
+                    format=rendition.format,
                     storage_key=rendition.storage_key,
                     content_type=rendition.content_type,
                     size_bytes=rendition.size_bytes,
@@ -376,15 +394,15 @@ class SqlAlchemyRenditionRepository:
             )
         except IntegrityError:
             raise Conflict(
-                f"the {rendition.height}px thumbnail of {rendition.image_id!r} is already stored"
+                f"the {rendition.height}px {rendition.format} thumbnail of {rendition.image_id!r} is already stored"
             ) from None
 
-    def get(self, image_id: str, height: int) -> Rendition | None:
-        row = self._db.execute(_RENDITION, {"image_id": image_id, "height": height}).first()
+    def get(self, image_id: str, height: int, format: str) -> Rendition | None:
+        row = self._db.execute(_RENDITION, {"image_id": image_id, "height": height, "format": format}).first()
         return None if row is None else _rendition(row)
 
     def list_for(self, image_id: str) -> list[Rendition]:
-        query = select(renditions).where(renditions.c.image_id == image_id).order_by(renditions.c.height)
+        query = select(renditions).where(renditions.c.image_id == image_id).order_by(renditions.c.height, renditions.c.format)
         return [_rendition(row) for row in self._db.execute(query)]
 
     def delete_for(self, image_id: str) -> None:
@@ -417,7 +435,20 @@ def _image(row: Row[Any]) -> Image:
         sha256=row.sha256,
         storage_key=row.storage_key,
         created_at=row.created_at,
+        placeholder=None if row.placeholder_thumbhash is None else Placeholder(
+            row.placeholder_thumbhash, row.placeholder_color, row.placeholder_aspect
+        ),
     )
+
+
+def _placeholder_columns(placeholder: Placeholder | None) -> dict[str, Any]:
+    if placeholder is None:
+        return {}
+    return {
+        "placeholder_thumbhash": placeholder.thumbhash,
+        "placeholder_color": placeholder.color,
+        "placeholder_aspect": placeholder.aspect_ratio,
+    }
 
 
 def _rendition(row: Row[Any]) -> Rendition:

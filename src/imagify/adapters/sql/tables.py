@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -118,6 +119,10 @@ images = Table(
     Column("sha256", CHAR(64), nullable=False),
     Column("storage_key", String(255), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The upload's placeholder (migration 0005); NULL until backfilled for older images.
+    Column("placeholder_thumbhash", String(64), nullable=True),
+    Column("placeholder_color", CHAR(7), nullable=True),
+    Column("placeholder_aspect", Float, nullable=True),
     # Serves a user's images newest first, keyset-paginated.
     Index("ix_images_owner_created", "owner_id", "created_at", "id"),
     **MYSQL_OPTIONS,
@@ -128,6 +133,7 @@ renditions = Table(
     metadata,
     Column("image_id", String(32), primary_key=True),
     Column("height", Integer, primary_key=True, autoincrement=False),
+    Column("format", String(8), primary_key=True, server_default="jpeg"),  # 'jpeg', 'png', 'webp', 'avif'
     Column("storage_key", String(255), nullable=False),
     Column("content_type", String(32), nullable=False),
     Column("size_bytes", BigInteger, nullable=False),

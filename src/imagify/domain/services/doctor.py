@@ -283,8 +283,9 @@ class DoctorService:
             image = uow.images.find_any(image_id)
             if height is None:
                 return image is not None and image.storage_key == key
-            rendition = uow.renditions.get(image_id, height)
-            return image is not None and rendition is not None and rendition.storage_key == key
+            return image is not None and any(
+                r.storage_key == key for r in uow.renditions.list_for(image_id)
+            )
 
     def _orphan(self, key: str, fix: bool) -> Finding:
         image_id, _ = _parse_key(key)
@@ -304,7 +305,7 @@ class DoctorService:
 
 
 def _parse_key(key: str) -> tuple[str | None, int | None]:
-    """`originals/<id>` -> (id, None); `thumbnails/<id>/<height>-<nonce>` -> (id, height)."""
+    """`originals/<id>` -> (id, None); `thumbnails/<id>/<height>[-<format>]-<nonce>` -> (id, height)."""
     if key.startswith(ORIGINALS):
         image_id = key[len(ORIGINALS):]
         return (image_id or None) if "/" not in image_id else None, None

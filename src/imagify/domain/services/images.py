@@ -22,6 +22,7 @@ from imagify.domain.errors import (
     Unauthorized,
     Unavailable,
 )
+from imagify.domain.formats import negotiate
 from imagify.domain.model import Image, Rendition, User, check_image_id
 from imagify.domain.permissions import ThumbnailHeight
 from imagify.domain.ports import (
@@ -79,9 +80,9 @@ def original_key(image_id: str) -> str:
     return f"originals/{image_id}"
 
 
-def thumbnail_key(image_id: str, height: int, nonce: str) -> str:
+def thumbnail_key(image_id: str, height: int, format: str, nonce: str) -> str:
     """Each render writes its own key, so a render that loses a race deletes only its own bytes."""
-    return f"thumbnails/{image_id}/{height}-{nonce}"
+    return f"thumbnails/{image_id}/{height}-{format}-{nonce}"
 
 
 def sha256_of(stream: BinaryIO) -> str:
@@ -134,6 +135,7 @@ class ImageService:
             sha256=sha256_of(stream),
             storage_key=original_key(image_id),
             created_at=self._clock.now(),
+            placeholder=info.placeholder,
         )
         # Refused before the bytes are stored when the usage read with the request says so;
         # the check that counts is the one below, in the transaction.
@@ -185,26 +187,30 @@ class ImageService:
         self._owned(owner, image_id)
         delete_images(self._uow, self._blobs, self._links, [image_id], self._cache)
 
-    def thumbnail(self, owner: User, image_id: str, height: int) -> Rendition:
-        """The stored thumbnail, rendered once on first access."""
+    def thumbnail(
+        self, owner: User, image_id: str, height: int, accept: str | None = None, format: str | None = None
+    ) -> Rendition:
+        """The stored thumbnail in the format negotiated from `accept` (or the explicit
+        `format`) and the owner's tiers, rendered once on first access."""
         height = ThumbnailHeight(height).value
         image = self._owned(owner, image_id)
         _check_thumbnail_permission(owner, height)
-        rendition = self._stored_rendition(owner, image_id, height)
+        fmt = negotiate(image.content_type, owner.permissions.formats, accept, format)
+        rendition = self._stored_rendition(owner, image_id, height, fmt)
         if rendition is not None:
             return rendition
-        with self._locks.hold(f"render:{image_id}:{height}"):
+        with self._locks.hold(f"render:{image_id}:{height}:{fmt}"):
             with self._uow() as uow:
-                rendition = uow.renditions.get(image_id, height)
+                rendition = uow.renditions.get(image_id, height, fmt)
             if rendition is not None:
                 return rendition
-            return self._render(image, height)
+            return self._render(image, height, fmt)
 
-    def _render(self, image: Image, height: int) -> Rendition:
-        key = thumbnail_key(image.id, height, self._ids.image_id()[:12])
+    def _render(self, image: Image, height: int, fmt: str) -> Rendition:
+        key = thumbnail_key(image.id, height, fmt, self._ids.image_id()[:12])
         started = time.perf_counter()
         try:
-            made = self._renderer.render(image.storage_key, key, height)
+            made = self._renderer.render(image.storage_key, key, height, fmt)
         except DomainError:
             raise
         except Exception as error:  # a crashed renderer is a bad gateway, not our 500
@@ -218,6 +224,7 @@ class ImageService:
             extra={
                 "image_id": image.id,
                 "thumbnail_height": height,
+                "thumbnail_format": fmt,
                 "render_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
@@ -243,7 +250,7 @@ class ImageService:
             # shared): serve theirs, so every client gets the same bytes.
             self._delete_blobs([key])
             with self._uow() as uow:
-                stored = uow.renditions.get(image.id, height)
+                stored = uow.renditions.get(image.id, height, fmt)
             if stored is None:
                 raise
             return stored
@@ -252,7 +259,9 @@ class ImageService:
             raise
         return rendition
 
-    def known_thumbnail(self, owner: User, image_id: str, height: int) -> Rendition | None:
+    def known_thumbnail(
+        self, owner: User, image_id: str, height: int, accept: str | None = None, format: str | None = None
+    ) -> Rendition | None:
         """The stored thumbnail from memory, or None when it needs the database or a render.
 
         Raises as thumbnail() does for what memory can already tell (another's image,
@@ -263,7 +272,8 @@ class ImageService:
         if image is None:
             return None
         _check_thumbnail_permission(owner, height)
-        return self._cache.peek(_user_id(owner), ("rendition", image_id, height))  # type: ignore[return-value]
+        fmt = negotiate(image.content_type, owner.permissions.formats, accept, format)
+        return self._cache.peek(_user_id(owner), ("rendition", image_id, height, fmt))  # type: ignore[return-value]
 
     def original(self, owner: User, image_id: str) -> Image:
         image = self._owned(owner, image_id)
@@ -294,12 +304,12 @@ class ImageService:
         key = ("image", check_image_id(image_id))
         return self._cache.peek(_user_id(owner), key)  # type: ignore[return-value]
 
-    def _stored_rendition(self, owner: User, image_id: str, height: int) -> Rendition | None:
+    def _stored_rendition(self, owner: User, image_id: str, height: int, fmt: str) -> Rendition | None:
         def load() -> Rendition | None:
             with self._uow() as uow:
-                return uow.renditions.get(image_id, height)
+                return uow.renditions.get(image_id, height, fmt)
 
-        return self._cache.fetch(_user_id(owner), ("rendition", image_id, height), load)
+        return self._cache.fetch(_user_id(owner), ("rendition", image_id, height, fmt), load)
 
     @staticmethod
     def _page_key(cursor: str | None, limit: int) -> tuple[str, Cursor | None, int]:

@@ -100,10 +100,10 @@ class MeteredRenderer:
         self._inner = inner
         self._metrics = metrics
 
-    def render(self, source_key: str, target_key: str, height: int) -> RenderedThumbnail:
+    def render(self, source_key: str, target_key: str, height: int, format: str | None = None) -> RenderedThumbnail:
         started = time.perf_counter()
         try:
-            made = self._inner.render(source_key, target_key, height)
+            made = self._inner.render(source_key, target_key, height, format)
         except BaseException:
             self._metrics.renders.labels("error").inc()
             raise

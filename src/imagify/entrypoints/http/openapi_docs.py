@@ -16,7 +16,7 @@ from imagify.domain.errors import InvalidInput
 from imagify.entrypoints.http.schemas import ErrorOut
 
 T = TypeVar("T")
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/avif", "image/gif", "image/heic")
 
 WHY = {
     400: "Bad input: the detail says which value and why",
@@ -26,7 +26,7 @@ WHY = {
     408: "The body stopped arriving before it was whole; send it again without pausing",
     409: "Conflicts with what exists",
     413: "Too many bytes (the body or the image) or pixels",
-    415: "Not JPEG, PNG or WebP, or not multipart/form-data",
+    415: "Not JPEG, PNG, WebP, GIF, HEIC or AVIF, or not multipart/form-data",
     502: "The thumbnail renderer failed; try again",
     503: "A backing service is unavailable; try again",
 }
@@ -41,7 +41,7 @@ ERROR_EXAMPLES = {
     408: "the upload sent nothing for 30 seconds; send the whole body without pausing",
     409: "a tier named 'photographers' already exists",
     413: "the upload is larger than the limit of 20971520 bytes",
-    415: "not a JPEG, PNG or WebP image",
+    415: "not a JPEG, PNG, WebP, GIF, HEIC or AVIF image",
     502: "the thumbnail could not be rendered; try again",
     503: "storage is unavailable; try again",
 }
@@ -85,7 +85,7 @@ def _string(description: str | None = None, **kwargs: Any) -> Schema:
 UploadOperation = declared_body(
     lambda: {
         "multipart/form-data": _object(
-            ["file"], file=_string("a JPEG, PNG or WebP image", format="binary")  # type: ignore[arg-type]
+            ["file"], file=_string("a JPEG, PNG, WebP, GIF, HEIC or AVIF image", format="binary")  # type: ignore[arg-type]
         )
     },
     "The image as the form field 'file'",
@@ -149,15 +149,23 @@ async def strict_json(request: Request, struct: type[T], example: str) -> T:
         raise InvalidInput(f"send JSON like {example}: {error}") from None
 
 
-def image_bytes_operation(*, ranges: bool = False, redirects: bool = False) -> type[Operation]:
-    """An Operation documenting image bytes: 200 (and 206) as JPEG, PNG or WebP, 304, 302."""
+NEGOTIATED = (
+    "The thumbnail in the best format Accept names (image/avif, image/webp, by q; */* names "
+    "none) and your tiers grant (format:webp, format:avif), else the original's format (JPEG "
+    "for HEIC and AVIF, PNG for GIF); ?format= overrides. Negotiated answers carry Vary: Accept "
+    "and each format has its own ETag"
+)
+
+
+def image_bytes_operation(*, ranges: bool = False, redirects: bool = False, negotiated: bool = False) -> type[Operation]:
+    """An Operation documenting image bytes: 200 (and 206) in any image type, 304, 302."""
 
     @dataclass
     class ImageBytesOperation(Operation):
         def __post_init__(self) -> None:
             responses = dict(self.responses or {})
             image = {t: OpenAPIMediaType(schema=_string(format="binary")) for t in IMAGE_TYPES}  # type: ignore[arg-type]
-            responses["200"] = OpenAPIResponse(description="The image bytes", content=image)
+            responses["200"] = OpenAPIResponse(description=NEGOTIATED if negotiated else "The image bytes", content=image)
             responses["304"] = OpenAPIResponse(description="Not modified: the If-None-Match ETag is current")
             if ranges:
                 responses["206"] = OpenAPIResponse(description="The bytes of the Range asked for", content=image)

@@ -87,12 +87,15 @@ def not_modified(request: Request, etag: str) -> bool:
     return False
 
 
-def caching_headers(etag: str, cache_control: str) -> dict[str, str]:
-    return {"ETag": quoted(etag), "Cache-Control": cache_control, **SAFE_HEADERS}
+def caching_headers(etag: str, cache_control: str, vary: str | None = None) -> dict[str, str]:
+    headers = {"ETag": quoted(etag), "Cache-Control": cache_control, **SAFE_HEADERS}
+    if vary:
+        headers["Vary"] = vary
+    return headers
 
 
-def not_modified_response(etag: str, cache_control: str) -> Response:
-    return EncodedResponse(b"", None, caching_headers(etag, cache_control), status_code=304)
+def not_modified_response(etag: str, cache_control: str, vary: str | None = None) -> Response:
+    return EncodedResponse(b"", None, caching_headers(etag, cache_control, vary), status_code=304)
 
 
 def redirect_response(location: str) -> Response:
@@ -168,8 +171,8 @@ def blob_response(
     return Stream(_window(blob.stream, start, length), status_code=status, media_type=media_type, headers=headers)
 
 
-def bytes_response(data: bytes, etag: str, cache_control: str, media_type: str) -> Response:
-    return EncodedResponse(data, media_type, caching_headers(etag, cache_control))
+def bytes_response(data: bytes, etag: str, cache_control: str, media_type: str, vary: str | None = None) -> Response:
+    return EncodedResponse(data, media_type, caching_headers(etag, cache_control, vary))
 
 
 def _skip(stream: BinaryIO, count: int) -> None:

@@ -19,6 +19,15 @@ class ImageLinks(msgspec.Struct, omit_defaults=True):
     original: str | None = None
 
 
+class PlaceholderOut(msgspec.Struct):
+    """Paint this before any thumbnail loads: a ThumbHash (base64), the dominant colour and
+    width / height as displayed."""
+
+    thumbhash: str
+    color: str
+    aspect_ratio: float
+
+
 class ImageOut(msgspec.Struct):
     id: str
     filename: str
@@ -28,6 +37,7 @@ class ImageOut(msgspec.Struct):
     size_bytes: int
     created_at: datetime
     links: ImageLinks
+    placeholder: PlaceholderOut | None = None  # null for uploads older than placeholders, until backfilled
 
 
 class ImagePage(msgspec.Struct):
@@ -109,6 +119,7 @@ class TierOut(msgspec.Struct):
     original_access: bool
     expiring_links: bool
     limits: LimitsOut
+    formats: list[str]
 
 
 class UserOut(msgspec.Struct):
@@ -179,6 +190,7 @@ def _image_out(image: Image, base_url: str, heights: list[int], original: bool) 
             thumbnails={str(h): f"{prefix}/thumbnails/{h}" for h in heights},
             original=f"{prefix}/original" if original else None,
         ),
+        placeholder=None if (p := image.placeholder) is None else PlaceholderOut(p.thumbhash, p.color, p.aspect_ratio),
     )
 
 
@@ -200,7 +212,8 @@ def me_out(user: User) -> MeOut:
 def tier_out(tier: Tier) -> TierOut:
     p = tier.permissions
     return TierOut(
-        tier.name, p.sorted(), p.thumbnail_heights, p.original_access, p.expiring_links, limits_out(tier.limits)
+        tier.name, p.sorted(), p.thumbnail_heights, p.original_access, p.expiring_links, limits_out(tier.limits),
+        p.formats,
     )
 
 
@@ -217,7 +230,8 @@ def link_info_out(link: LinkInfo) -> LinkInfoOut:
 
 CODENAMES = (
     "permission codenames: 'thumbnail:<height>' (a thumbnail that many pixels high, 1 to 4096), "
-    "'can_access_original_image' (the uploaded original) and 'can_generate_expiring_link'"
+    "'can_access_original_image' (the uploaded original), 'can_generate_expiring_link', and "
+    "'format:webp' / 'format:avif' (thumbnails in that format when Accept or ?format= asks)"
 )
 Codenames = Annotated[
     list[str],
@@ -226,8 +240,8 @@ Codenames = Annotated[
 TierNames = Annotated[
     list[str],
     msgspec.Meta(
-        description="tier names; built in: basic (thumbnail:200), premium (thumbnail:200 and 400), "
-        "enterprise (both, originals and expiring links)",
+        description="tier names; built in: basic (thumbnail:200), premium (thumbnail:200 and 400, "
+        "format:webp), enterprise (both, originals, expiring links, format:webp and format:avif)",
         examples=[["premium"]],
     ),
 ]

@@ -16,6 +16,7 @@ from imagify.domain.model import Image, User
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.container import decode_waits as decode_wait_capacity
+from imagify.entrypoints.http.observability import scope_header
 from imagify.entrypoints.http.deps import (
     SECURITY, USER, base_url, encoded_pages, provide_reader, provide_user, root,
 )
@@ -38,6 +39,13 @@ from imagify.entrypoints.http.upload import receive_upload
 from imagify.settings import Settings
 
 THUMBNAIL_CACHE = "private, max-age=86400"
+ThumbnailFormat = Annotated[
+    str | None,
+    QueryParameter(
+        description="jpeg, png, webp or avif: overrides Accept negotiation (webp and avif need "
+        "format:webp / format:avif); without it the best format Accept names and your tiers grant"
+    ),
+]
 ORIGINAL_CACHE = "private, max-age=3600"
 MAX_HEIGHT_DIGITS = 5  # 1..4096, and a few leading zeros at most
 
@@ -146,30 +154,34 @@ class ImageController(Controller):
 
     @get(
         "/{image_id:str}/thumbnails/{height:str}",
-        operation_class=image_bytes_operation(redirects=True),
+        operation_class=image_bytes_operation(redirects=True, negotiated=True),
         responses=errors(400, 401, 403, 404, 502, 503),
         summary="A thumbnail, rendered on first access (a 302 to S3 in redirect mode)",
     )
-    async def thumbnail(self, request: Request, image_id: FromPath[str], height: FromPath[str]) -> Response:
+    async def thumbnail(
+        self, request: Request, image_id: FromPath[str], height: FromPath[str], format: ThumbnailFormat = None
+    ) -> Response:
         user = await provide_reader(request)  # the session cookie too
         pixels = ascii_int(height, max_digits=MAX_HEIGHT_DIGITS)
         if pixels is None:  # a path segment: say what is wrong instead of a bare 404
             raise InvalidInput(f"thumbnail height must be an integer from 1 to 4096, got {height[:40]!r}")
         images, redirects = root(request).images(), redirects_of(request)
+        accept = None if format is not None else scope_header(request.scope, b"accept")
+        vary = "Accept" if format is None else None  # negotiated: the answer depends on Accept
         # From memory on the event loop when it can be (no I/O), else in a worker thread.
-        rendition = images.known_thumbnail(user, image_id, pixels)
+        rendition = images.known_thumbnail(user, image_id, pixels, accept, format)
         if rendition is None:
             rendition = await anyio.to_thread.run_sync(
-                images.thumbnail, user, image_id, pixels, limiter=render_waits(request)
+                images.thumbnail, user, image_id, pixels, accept, format, limiter=render_waits(request)
             )
         if not_modified(request, rendition.etag):
-            return not_modified_response(rendition.etag, THUMBNAIL_CACHE)
+            return not_modified_response(rendition.etag, THUMBNAIL_CACHE, vary)
         if location := redirects.location(rendition.storage_key):
             return redirect_response(location)
         key = rendition.storage_key
         blob = images.known_blob(key) or await anyio.to_thread.run_sync(images.open, key)
         data = await read_all(blob)
-        return bytes_response(data, rendition.etag, THUMBNAIL_CACHE, rendition.content_type)
+        return bytes_response(data, rendition.etag, THUMBNAIL_CACHE, rendition.content_type, vary)
 
     @get(
         "/{image_id:str}/original",

@@ -1,0 +1,73 @@
+"""Placeholders for images uploaded before uploads made them (`imagify backfill-placeholders`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from imagify.domain.errors import DomainError
+from imagify.domain.model import Image
+from imagify.domain.ports import BlobStorage, ImageInspector, UnitOfWorkFactory
+from imagify.domain.read_cache import ReadCache
+
+log = logging.getLogger(__name__)
+BATCH = 50
+
+
+@dataclass
+class BackfillReport:
+    filled: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        failed = f"; {self.failed} could not be read or decoded" if self.failed else ""
+        return f"{self.filled} placeholders made{failed}"
+
+
+class PlaceholderBackfill:
+    """Reads each original without a placeholder through the upload check, and stores its placeholder."""
+
+    def __init__(
+        self, uow: UnitOfWorkFactory, blobs: BlobStorage, inspector: ImageInspector, cache: ReadCache
+    ) -> None:
+        self._uow = uow
+        self._blobs = blobs
+        self._inspector = inspector
+        self._cache = cache
+
+    def run(self, on_image: Callable[[Image, str | None], None] | None = None) -> BackfillReport:
+        """Every image in id order, in batches; `on_image(image, error)` after each."""
+        report, after = BackfillReport(), ""
+        while True:
+            with self._uow() as uow:
+                batch = uow.images.without_placeholder(after, BATCH)
+            if not batch:
+                return report
+            for image in batch:
+                after = image.id
+                error = self._fill(image)
+                report.failed += error is not None
+                report.filled += error is None
+                if on_image is not None:
+                    on_image(image, error)
+
+    def _fill(self, image: Image) -> str | None:
+        try:
+            blob = self._blobs.open(image.storage_key)
+            try:
+                info = self._inspector.inspect(blob.stream)
+            finally:
+                blob.stream.close()
+        except DomainError as error:
+            return error.detail
+        except Exception as error:  # a missing blob is the doctor's to report
+            log.warning("no placeholder for %s: %s", image.id, error)
+            return f"{type(error).__name__}: {error}"
+        if info.placeholder is None:
+            return "the inspector made no placeholder"
+        with self._uow() as uow:
+            uow.images.set_placeholder(image.id, info.placeholder)
+            uow.commit()
+        self._cache.images_changed(image.owner_id)
+        return None
