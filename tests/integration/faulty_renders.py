@@ -21,13 +21,13 @@ def _first_time(marker: str) -> bool:
     return True
 
 
-def crash_once(marker: str, source: str | bytes, height: int) -> Any:
+def crash_once(marker: str, source: str | bytes, height: int, output: str | None = None) -> Any:
     if _first_time(marker):
         raise MemoryError("cannot allocate the decode buffer")
-    return render_in_worker(source, height)
+    return render_in_worker(source, height, output)
 
 
-def hang_once(marker: str, source: str | bytes, height: int) -> Any:
+def hang_once(marker: str, source: str | bytes, height: int, output: str | None = None) -> Any:
     if _first_time(marker):
         time.sleep(2.5)
-    return render_in_worker(source, height)
+    return render_in_worker(source, height, output)

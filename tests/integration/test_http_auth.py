@@ -145,7 +145,8 @@ def test_me_shows_username_admin_flag_tiers_and_permissions(client, make_user):
         "is_admin": False,
         "tiers": ["enterprise"],
         "permissions": [
-            "can_access_original_image", "can_generate_expiring_link", "thumbnail:200", "thumbnail:400"
+            "can_access_original_image", "can_generate_expiring_link", "format:avif", "format:webp",
+            "thumbnail:200", "thumbnail:400",
         ],
         "usage": {"images": 0, "storage_bytes": 0},
         "limits": {"max_images": None, "max_storage_bytes": None, "max_upload_bytes": None, "max_link_seconds": None},
@@ -163,7 +164,7 @@ def test_a_tier_change_shows_on_the_next_me_with_the_same_token(client, make_use
     me = client.get("/api/v1/me", headers=ann.headers)
     assert me.status_code == 200
     assert me.json()["tiers"] == ["premium"]
-    assert me.json()["permissions"] == ["thumbnail:200", "thumbnail:400"]
+    assert me.json()["permissions"] == ["thumbnail:200", "thumbnail:400", "format:webp"]
 
 
 def test_a_downgrade_takes_effect_on_the_next_request(client, make_user, container):
