@@ -31,3 +31,10 @@ def hang_once(marker: str, source: str | bytes, height: int, output: str | None 
     if _first_time(marker):
         time.sleep(2.5)
     return render_in_worker(source, height, output)
+
+
+def deleted_first(source: str | bytes, height: int, output: str | None = None) -> Any:
+    """A delete of the image landing just before the worker opens its original."""
+    if isinstance(source, str):
+        os.unlink(source)
+    return render_in_worker(source, height, output)

@@ -110,3 +110,21 @@ def test_a_render_that_hangs_past_the_timeout_is_killed_with_a_502_and_a_later_r
     assert second.status_code == 200
     assert "timed out" in assert_error(first, 502)
     assert took < 2.5
+
+
+def test_a_render_whose_original_was_deleted_meanwhile_is_a_404_not_a_502(tmp_path: Path) -> None:
+    from imagify.adapters.decode_pool import DecodePool
+    from imagify.adapters.local_storage import LocalFolderBlobStorage
+    from imagify.adapters.pillow import PillowRenderer
+    from imagify.domain.errors import NotFound
+    from tests.integration.conftest import image_bytes
+    from tests.integration.faulty_renders import deleted_first
+
+    blobs = LocalFolderBlobStorage(tmp_path / "blobs")
+    blobs.put("originals/gone", image_bytes(), "image/jpeg")
+    renderer = PillowRenderer(blobs, DecodePool(1, 30, 256 * 2**20), 50_000_000, deleted_first)
+    try:
+        with pytest.raises(NotFound, match="deleted while its thumbnail"):
+            renderer.render("originals/gone", "thumbnails/gone-200", 200)
+    finally:
+        renderer.close()

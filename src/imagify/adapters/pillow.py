@@ -25,7 +25,7 @@ from imagify.adapters.pillow_render import (
     inspect_image,
     render_thumbnail,
 )
-from imagify.domain.errors import NotAnImage, RenderFailed, TooLarge, Unavailable, UnsupportedFormat
+from imagify.domain.errors import NotAnImage, NotFound, RenderFailed, TooLarge, Unavailable, UnsupportedFormat
 from imagify.adapters.placeholders import placeholder
 from imagify.domain.model import ImageInfo, Placeholder, RenderedThumbnail
 from imagify.domain.ports import BlobStorage
@@ -138,6 +138,8 @@ class PillowRenderer:
             ) from None
         except (WorkerDied, MemoryError) as e:
             raise RenderFailed(f"could not render the thumbnail: out of memory ({e})") from None
+        except FileNotFoundError:  # the worker opens the path: a delete got there first
+            raise NotFound("the image was deleted while its thumbnail was being rendered") from None
         except DECODE_ERRORS as e:
             raise RenderFailed(f"could not render the thumbnail: {e}") from e
         self._blobs.put(target_key, thumb.data, thumb.content_type)
