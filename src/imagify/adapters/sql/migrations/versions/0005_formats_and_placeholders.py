@@ -47,7 +47,7 @@ def upgrade() -> None:
     permissions = sa.table("tier_permissions", sa.column("tier_name"), sa.column("codename"))
     bind = op.get_bind()
     existing = set(bind.execute(sa.select(tiers.c.name)).scalars())
-    held = set(bind.execute(sa.select(permissions.c.tier_name, permissions.c.codename)).tuples())
+    held = {tuple(row) for row in bind.execute(sa.select(permissions.c.tier_name, permissions.c.codename))}
     rows = [
         {"tier_name": tier, "codename": codename}
         for tier, codenames in GRANTS.items()
