@@ -21,9 +21,10 @@ run: $(STAMP)
 	$(BIN)/imagify migrate
 	$(BIN)/imagify serve --host $(HOST) --port $(PORT)
 
-## make test: the whole suite, unit and integration
+## make test: the whole suite, unit, integration and browser, in TEST_WORKERS processes (one test file each at a time)
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## make bench: the benchmark suite (renders, HTTP under wrk, 100 000-image listing); writes bench/results.md
 ## (BENCH_ARGS="--quick" for a smoke run, "--no-cloud" for embedded mode only)

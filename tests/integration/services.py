@@ -21,7 +21,17 @@ import redis
 from moto.server import ThreadedMotoServer
 from sqlalchemy import URL, make_url
 
-REDIS_URL = os.environ.get("IMAGIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+def _redis_url() -> str:
+    """db 11, or under pytest-xdist db 11 + the worker's number, so parallel workers never flush each other's."""
+    if "IMAGIFY_TEST_REDIS_URL" in os.environ:
+        return os.environ["IMAGIFY_TEST_REDIS_URL"]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw3" -> 3
+    return f"redis://127.0.0.1:6379/{11 + int(worker.removeprefix('gw'))}"
+
+
+REDIS_URL = _redis_url()
 MYSQL_URL = os.environ.get("IMAGIFY_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -68,7 +78,7 @@ def _s3_admin(endpoint_url: str) -> Any:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """The test Redis database (db 11 unless IMAGIFY_TEST_REDIS_URL says otherwise)."""
+    """The test Redis database (db 11 + the xdist worker's number unless IMAGIFY_TEST_REDIS_URL says otherwise)."""
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()
