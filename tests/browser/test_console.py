@@ -57,7 +57,10 @@ def test_a_user_uploads_by_drop_and_picker_sees_the_gallery_shares_a_link_and_de
     names = page.locator("#grid .tile .name").all_inner_texts()
     assert sorted(names) == ["harbour.jpg", "sunset.png"]
     assert "900×600" in page.locator(".tile", has_text="sunset.png").inner_text()
-    assert page.locator("#grid img").evaluate_all("imgs => imgs.every(i => i.complete && i.naturalHeight === 400)")
+    # Every tile shows its 400 px thumbnail (waited for: they load after the page).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalHeight === 400)"
+    )
 
     page.get_by_role("link", name="sunset.png").first.click()
     page.wait_for_url("**/console/images/*")

@@ -295,7 +295,6 @@ def test_serve_fails_fast_with_a_hint_when_the_port_is_taken(run):
 
 def test_backfill_placeholders_fills_in_images_uploaded_before_placeholders(run, migrated, tmp_path):
     import io
-    from dataclasses import replace
 
     from PIL import Image
 
@@ -308,10 +307,12 @@ def test_backfill_placeholders_fills_in_images_uploaded_before_placeholders(run,
     try:
         with app.uow()() as uow:
             ann = uow.users.get_by_username("ann")
-        photo = io.BytesIO()
-        Image.new("RGB", (90, 60), (20, 40, 200)).save(photo, "PNG")
-        image = app.images().upload(ann, "old.png", photo, len(photo.getvalue()))
-        made = image.placeholder
+        uploaded = {}
+        for fmt in ("JPEG", "PNG"):
+            photo = io.BytesIO()
+            Image.new("RGB", (900, 600), (20, 40, 200)).save(photo, fmt)
+            uploaded[fmt] = app.images().upload(ann, f"old.{fmt.lower()}", photo, len(photo.getvalue()))
+        assert uploaded["PNG"].placeholder is None  # the upload check does not decode a PNG
         with app.engine().begin() as db:  # as an upload from before migration 0005 left it
             db.execute(images_table.update().values(placeholder_thumbhash=None, placeholder_color=None))
     finally:
@@ -319,8 +320,12 @@ def test_backfill_placeholders_fills_in_images_uploaded_before_placeholders(run,
 
     result = run("backfill-placeholders")
     assert result.exit_code == 0, result.output
-    assert "1 placeholders made" in result.output
+    assert "2 placeholders made" in result.output
     again = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
     with again.uow()() as uow:
-        assert uow.images.get(ann.id, image.id) == replace(image, placeholder=made)
+        for image in uploaded.values():
+            made = uow.images.get(ann.id, image.id).placeholder
+            assert made is not None and made.color.startswith("#") and made.aspect_ratio == 1.5
+            r, g, b = (int(made.color[i:i + 2], 16) for i in (1, 3, 5))
+            assert r < 50 and g < 70 and b > 180
     assert "0 placeholders made" in run("backfill-placeholders").output

@@ -111,16 +111,18 @@ def test_a_lossless_webp_declaring_7000x7000_is_checked_without_decoding_its_pix
     Image.new("RGB", (7000, 7000), (10, 20, 30)).save(solid, "WEBP", lossless=True, method=0)
     assert len(solid.getvalue()) < 100_000
     pool = container.decode_pool()
+    pool.budget.largest = 0  # the module's earlier uploads
 
     response = upload(client, mallory, solid.getvalue(), "solid.webp")
 
     assert response.status_code == 201, response.text
-    assert pool.budget.used == 0
+    assert response.json()["placeholder"] is None  # it comes with the first thumbnail
+    assert pool.budget.largest <= 1024 * 1024  # not 7000 x 7000 x 3 = 140 MiB
 
 
 def test_a_decode_larger_than_the_whole_memory_budget_is_refused_with_413(tmp_path) -> None:
-    # The upload check decodes a PNG whole (its placeholder comes from that decode), so an
-    # image no render could decode is refused at upload, not on its first thumbnail.
+    # The upload check does not decode a PNG, but an image no render could decode is
+    # refused at upload (from its declared size), not on its first thumbnail.
     settings = embedded_settings(tmp_path, IMAGIFY_DECODE_MEMORY_MB="8")
     with running_app(settings) as (container, client):
         ann = login(container, client, "ann", "basic")

@@ -373,12 +373,21 @@ class FakeRenderer:
 
 
 class FakeInspector:
-    """Accepts bytes starting with b'IMG:' as a 40x30 JPEG; anything else is not an image."""
+    """Accepts bytes starting with b'IMG:' as a 40x30 JPEG (its placeholder made at upload)
+    and b'PNG:' as a 40x30 PNG (none: the check does not decode it); anything else is not an image."""
 
     def inspect(self, stream: BinaryIO) -> ImageInfo:
-        if stream.read(4) != b"IMG:":
+        kind = stream.read(4)
+        if kind not in (b"IMG:", b"PNG:"):
             raise NotAnImage("not an image")
-        return ImageInfo("image/jpeg", 40, 30)
+        if kind == b"PNG:":
+            return ImageInfo("image/png", 40, 30)
+        stream.seek(0)
+        return ImageInfo("image/jpeg", 40, 30, self.placeholder(stream))
+
+    def placeholder(self, stream: BinaryIO) -> Placeholder:
+        """A placeholder naming the bytes it was made from."""
+        return Placeholder(stream.read().decode(errors="replace")[:64], "#102030", 4 / 3)
 
 
 class FakeHasher:

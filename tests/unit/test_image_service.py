@@ -240,3 +240,30 @@ def test_each_format_of_a_height_is_rendered_once_and_deleted_with_the_image(wor
     assert len({first.etag, webp.etag, jpeg.etag}) == 3 and world.renderer.calls == 3
     world.images.delete(ann, image.id)
     assert not [k for k in world.blobs.blobs if k.startswith("thumbnails/")]
+
+
+def test_an_image_uploaded_without_a_placeholder_gets_the_one_of_its_first_thumbnail(world):
+    ann = world.user("ann", "enterprise")
+    image = world.upload(ann, b"PNG:diagram")
+    assert image.placeholder is None  # a format the upload check does not decode
+
+    rendition = world.images.thumbnail(ann, image.id, 200)
+
+    placeholder = world.images.get(ann, image.id).placeholder  # a warm read cache sees it too
+    assert placeholder is not None and placeholder.thumbhash == world.blobs.blobs[rendition.storage_key][0].decode()[:64]
+    world.images.thumbnail(ann, image.id, 200, None, "webp")
+    assert world.images.get(ann, image.id).placeholder == placeholder  # made once, from the first
+
+
+def test_a_placeholder_that_cannot_be_made_does_not_fail_the_thumbnail(world, monkeypatch):
+    ann = world.user()
+    image = world.upload(ann, b"PNG:diagram")
+
+    def broken(stream):
+        raise NotAnImage("cannot decode")
+
+    monkeypatch.setattr(world.images._inspector, "placeholder", broken)
+    rendition = world.images.thumbnail(ann, image.id, 200)
+
+    assert world.blobs.exists(rendition.storage_key)
+    assert world.images.get(ann, image.id).placeholder is None

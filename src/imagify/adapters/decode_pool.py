@@ -49,19 +49,25 @@ class MemoryBudget:
     def __init__(self, total: int) -> None:
         self.total = total
         self.used = 0
+        self.largest = 0  # the largest estimate admitted so far
         self._room = threading.Condition()
 
-    @contextmanager
-    def admit(self, estimate: int, wait: float) -> Iterator[None]:
+    def check(self, estimate: int) -> None:
+        """Raise OverBudget when a decode of `estimate` bytes could never be admitted."""
         if estimate > self.total:
             raise OverBudget(
                 f"decoding it needs about {estimate // 2**20} MiB, more than the "
                 f"{self.total // 2**20} MiB decode memory budget"
             )
+
+    @contextmanager
+    def admit(self, estimate: int, wait: float) -> Iterator[None]:
+        self.check(estimate)
         with self._room:
             if not self._room.wait_for(lambda: self.used + estimate <= self.total, wait):
                 raise Busy("the server is busy decoding other images; try again shortly")
             self.used += estimate
+            self.largest = max(self.largest, estimate)
         try:
             yield
         finally:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
+
+from PIL import Image
 
 from imagify.adapters import image_checks
 from imagify.adapters.decode_pool import Busy, DecodePool, OverBudget, TimedOut, WorkerDied
@@ -17,6 +20,8 @@ from imagify.adapters.local_storage import LocalBlob
 from imagify.adapters.pillow_render import (
     DECODE_ERRORS,
     JPEG_DRAFT_GAP,
+    ORIENTATION_TAG,
+    SUPPORTED,
     ImageTooLarge,
     InvalidImage,
     Thumbnail,
@@ -25,19 +30,32 @@ from imagify.adapters.pillow_render import (
     inspect_image,
     render_thumbnail,
 )
+from imagify.adapters.placeholders import SIDE, placeholder
 from imagify.domain.errors import NotAnImage, NotFound, RenderFailed, TooLarge, Unavailable, UnsupportedFormat
-from imagify.adapters.placeholders import placeholder
 from imagify.domain.model import ImageInfo, Placeholder, RenderedThumbnail
 from imagify.domain.ports import BlobStorage
 
 
-def inspect_in_worker(data: bytes, max_pixels: int) -> tuple[str, int, int, Placeholder]:
-    """The upload check, and the placeholder from its decode."""
+def inspect_in_worker(data: bytes, max_pixels: int) -> tuple[str, int, int, Placeholder | None]:
+    """The upload check, and a JPEG's placeholder from its 1/8-scale decode (other formats
+    get theirs from their first thumbnail: the check never decodes them whole)."""
     made: list[Placeholder] = []
     content_type, width, height = inspect_image(
         io.BytesIO(data), max_pixels, lambda im, orientation: made.append(Placeholder(*placeholder(im, orientation)))
     )
-    return content_type, width, height, made[0]
+    return content_type, width, height, made[0] if made else None
+
+
+def placeholder_in_worker(data: bytes) -> Placeholder:
+    """The placeholder of a checked image: a JPEG decoded at the smallest scale that still
+    covers ThumbHash's 100 px, any other format whole (only ever asked of thumbnails Imagify
+    rendered, and by `imagify backfill-placeholders`)."""
+    image_checks.check(data)
+    with Image.open(io.BytesIO(data), formats=SUPPORTED) as im:
+        if im.format in ("JPEG", "MPO"):
+            im.draft("RGB" if im.mode != "L" else "L", (SIDE, SIDE))
+        im.load()
+        return Placeholder(*placeholder(im, im.getexif().get(ORIENTATION_TAG, 1)))
 
 
 def render_in_worker(source: str | bytes, height: int, output: str | None = None) -> Thumbnail:
@@ -62,33 +80,62 @@ class PillowImageInspector:
         self._pool = pool
 
     def inspect(self, stream: BinaryIO) -> ImageInfo:
-        stream.seek(0)
-        data = stream.read()
-        stream.seek(0)
-        # The upload check decodes a JPEG at 1/8 scale and other formats whole (the
-        # placeholder is made from that decode); an image over the pixel limit is refused
-        # from its header.
+        data = _read(stream)
+        # The upload check decodes a JPEG at 1/8 scale (its placeholder comes from that
+        # decode) and no other format; an image over the pixel limit is refused from its
+        # header, and one no render could decode within the memory budget from its size.
         layout = _layout(data)
         estimate = image_checks.INFLATE_STEP
-        if layout and layout.width * layout.height <= self._max_pixels:
-            estimate = image_checks.decode_bytes(layout, 8 if layout.format == "JPEG" else 1)
-        try:
+        with _refusals():
+            if layout and layout.width * layout.height <= self._max_pixels:
+                self._pool.budget.check(image_checks.decode_bytes(layout, 8 if layout.format == "JPEG" else 1))
+                if layout.format == "JPEG":
+                    estimate = image_checks.decode_bytes(layout, 8)
             content_type, width, height, made = self._pool.run(
                 inspect_in_worker, data, self._max_pixels, estimate=estimate
             )
-        except UnsupportedImageFormat as e:
-            raise UnsupportedFormat(str(e)) from None
-        except InvalidImage as e:
-            raise NotAnImage(str(e)) from None
-        except (ImageTooLarge, OverBudget) as e:
-            raise TooLarge(f"the image is refused: {e}") from None
-        except TimedOut as e:
-            raise NotAnImage(f"the image is refused: checking it {e} (a decoding bomb?)") from None
-        except (WorkerDied, MemoryError) as e:
-            raise TooLarge(f"the image is refused: checking it needs too much memory ({e})") from None
-        except Busy as e:
-            raise Unavailable(str(e)) from None
         return ImageInfo(content_type, width, height, made)
+
+    def placeholder(self, stream: BinaryIO) -> Placeholder:
+        data = _read(stream)
+        layout = _layout(data)
+        if layout is None:
+            raise NotAnImage("the file is not an image Imagify can make a placeholder of")
+        if layout.width * layout.height > self._max_pixels:
+            raise TooLarge(f"the image is {layout.width}x{layout.height} pixels, more than the limit of {self._max_pixels}")
+        # draft() stops at the smallest 1/n scale still covering SIDE x SIDE
+        side = min(layout.width, layout.height)
+        scale = next((n for n in (8, 4, 2) if side >= n * SIDE), 1) if layout.format == "JPEG" else 1
+        with _refusals():
+            return self._pool.run(placeholder_in_worker, data, estimate=image_checks.decode_bytes(layout, scale))
+
+
+def _read(stream: BinaryIO) -> bytes:
+    stream.seek(0)
+    data = stream.read()
+    stream.seek(0)
+    return data
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """What a decode in the pool raises, as the domain's 4xx/5xx errors."""
+    try:
+        yield
+    except UnsupportedImageFormat as e:
+        raise UnsupportedFormat(str(e)) from None
+    except InvalidImage as e:
+        raise NotAnImage(str(e)) from None
+    except (ImageTooLarge, OverBudget) as e:
+        raise TooLarge(f"the image is refused: {e}") from None
+    except TimedOut as e:
+        raise NotAnImage(f"the image is refused: checking it {e} (a decoding bomb?)") from None
+    except (WorkerDied, MemoryError) as e:
+        raise TooLarge(f"the image is refused: checking it needs too much memory ({e})") from None
+    except Busy as e:
+        raise Unavailable(str(e)) from None
+    except (image_checks.BadStructure, *DECODE_ERRORS) as e:
+        raise NotAnImage(f"the image cannot be decoded: {e}") from None
 
 
 class PillowRenderer:

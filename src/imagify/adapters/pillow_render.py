@@ -73,7 +73,7 @@ TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_ORIENTATION_TAG = 0x0112
+ORIENTATION_TAG = 0x0112
 
 
 class UnsupportedImageFormat(Exception):
@@ -102,9 +102,9 @@ def inspect_image(
     """(content_type, width, height) of an image that rendering can decode.
 
     Nothing is decoded whole: the structure is checked as the decoder will parse it (see
-    image_checks), and a JPEG is then decoded at 1/8 scale. PNG and WebP have no reduced
-    decode, so their pixels are never expanded here, unless `decoded` is given: it is then
-    called with the decoded image (a JPEG at 1/8 scale, in colour) and its EXIF orientation.
+    image_checks), and a JPEG is then decoded at 1/8 scale. The other formats have no
+    reduced decode, so their pixels are never expanded here. `decoded`, when given, is
+    called with a JPEG's 1/8-scale decode (in colour) and its EXIF orientation.
     """
     data = contents(stream)
     try:
@@ -142,9 +142,8 @@ def inspect_image(
                 # libjpeg still reads every scan, but at 1/8 scale
                 im.draft("RGB" if decoded and im.mode != "L" else "L", (1, 1))
                 im.load()
-            if decoded is not None:
-                im.load()
-                decoded(im, im.getexif().get(_ORIENTATION_TAG, 1))
+                if decoded is not None:
+                    decoded(im, im.getexif().get(ORIENTATION_TAG, 1))
     except DECODE_ERRORS as e:
         raise InvalidImage(f"the file is not an image or is corrupt/truncated: {e}") from None
     return CONTENT_TYPES[fmt], width, height
@@ -220,7 +219,7 @@ def render_thumbnail(source: bytes | BinaryIO, height: int, output: str | None =
         source_fmt = "JPEG" if im.format == "MPO" else (im.format or "")
         fmt = OUTPUTS[output] if output else _DEFAULT_OUTPUT.get(source_fmt, "JPEG")
         # getexif() parses the header only (a PNG may load; PNG has no shrink-on-load anyway).
-        orientation = im.getexif().get(_ORIENTATION_TAG, 1)
+        orientation = im.getexif().get(ORIENTATION_TAG, 1)
         turned = orientation in (5, 6, 7, 8)
         shown_w, shown_h = im.size[::-1] if turned else im.size
         out_h = min(height, shown_h)  # never upscale

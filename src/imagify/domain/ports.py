@@ -186,7 +186,11 @@ class Renderer(Protocol):
 class ImageInspector(Protocol):
     def inspect(self, stream: BinaryIO) -> ImageInfo:
         """Identify the format from content, check pixels from the header, then check it
-        decodes; the placeholder comes from that decode."""
+        decodes, never decoding whole what has no reduced-scale decode; a JPEG's
+        placeholder comes from its reduced decode, other formats' from placeholder()."""
+    def placeholder(self, stream: BinaryIO) -> Placeholder:
+        """The placeholder of an image, decoding it (a JPEG at reduced scale) within the
+        decode budgets: asked of a first thumbnail, or of an original by the backfill."""
 
 
 class PasswordHasher(Protocol):

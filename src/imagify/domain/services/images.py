@@ -257,7 +257,27 @@ class ImageService:
         except BaseException:
             self._delete_blobs([key])
             raise
+        if image.placeholder is None:
+            self._placeholder_from(image, rendition)
         return rendition
+
+    def _placeholder_from(self, image: Image, rendition: Rendition) -> None:
+        """Give an image without a placeholder (a format the upload check does not decode,
+        or an upload older than placeholders) the one of its first thumbnail. Best effort:
+        the thumbnail is served either way."""
+        try:
+            blob = self._blobs.open(rendition.storage_key)
+            try:
+                made = self._inspector.placeholder(blob.stream)
+            finally:
+                blob.stream.close()
+            with self._uow() as uow:
+                uow.images.set_placeholder(image.id, made)
+                uow.commit()
+        except Exception:  # noqa: BLE001 - the doctor and the backfill can try again
+            log.warning("no placeholder from the thumbnail", extra={"image_id": image.id}, exc_info=True)
+            return
+        self._cache.images_changed(image.owner_id)
 
     def known_thumbnail(
         self, owner: User, image_id: str, height: int, accept: str | None = None, format: str | None = None

@@ -26,7 +26,8 @@ class BackfillReport:
 
 
 class PlaceholderBackfill:
-    """Reads each original without a placeholder through the upload check, and stores its placeholder."""
+    """Decodes each original without a placeholder (a JPEG at reduced scale, one at a time, within the
+    decode budgets) and stores its placeholder."""
 
     def __init__(
         self, uow: UnitOfWorkFactory, blobs: BlobStorage, inspector: ImageInspector, cache: ReadCache
@@ -56,7 +57,7 @@ class PlaceholderBackfill:
         try:
             blob = self._blobs.open(image.storage_key)
             try:
-                info = self._inspector.inspect(blob.stream)
+                made = self._inspector.placeholder(blob.stream)
             finally:
                 blob.stream.close()
         except DomainError as error:
@@ -64,10 +65,8 @@ class PlaceholderBackfill:
         except Exception as error:  # a missing blob is the doctor's to report
             log.warning("no placeholder for %s: %s", image.id, error)
             return f"{type(error).__name__}: {error}"
-        if info.placeholder is None:
-            return "the inspector made no placeholder"
         with self._uow() as uow:
-            uow.images.set_placeholder(image.id, info.placeholder)
+            uow.images.set_placeholder(image.id, made)
             uow.commit()
         self._cache.images_changed(image.owner_id)
         return None
