@@ -22,7 +22,8 @@ from imagify.domain.errors import (
 )
 from imagify.domain.formats import CONTENT_TYPES
 from imagify.domain.model import (
-    LINK_ID_LENGTH, ExpiringLink, Image, ImageInfo, LinkInfo, Placeholder, RenderedThumbnail, Rendition, User,
+    LINK_ID_LENGTH, ExpiringLink, Image, ImageInfo, LinkInfo, Placeholder, Preview, RenderedThumbnail, Rendition,
+    User,
 )
 from imagify.domain.permissions import BUILT_IN_TIERS, Permissions, Tier
 from imagify.domain.quotas import Limits, Usage
@@ -358,11 +359,15 @@ class FakeRenderer:
         self.calls = 0
         self.fail = False
         self.during_render: Callable[[], None] | None = None
+        self.sources: list[str] = []  # the blob each render read
 
     def render(self, source_key: str, target_key: str, height: int, format: str) -> RenderedThumbnail:
         self.calls += 1
+        self.sources.append(source_key)
         if self.fail:
             raise RenderFailed("the renderer is down")
+        if source_key not in self._blobs.blobs:
+            raise NotFound(f"the stored file for {source_key!r} is missing")
         source, _ = self._blobs.blobs[source_key]
         content_type = CONTENT_TYPES[format]
         if self.during_render is not None:
@@ -378,11 +383,15 @@ class FakeInspector:
 
     def inspect(self, stream: BinaryIO) -> ImageInfo:
         kind = stream.read(4)
-        if kind not in (b"IMG:", b"PNG:"):
+        if kind not in (b"IMG:", b"PNG:", b"BIG:"):
             raise NotAnImage("not an image")
         if kind == b"PNG:":
             return ImageInfo("image/png", 40, 30)
         stream.seek(0)
+        if kind == b"BIG:":  # a 4000x3000 JPEG, with the preview its check decoded
+            preview = Preview(b"preview of " + stream.read(), "image/jpeg", 750)
+            stream.seek(0)
+            return ImageInfo("image/jpeg", 4000, 3000, self.placeholder(stream), preview)
         return ImageInfo("image/jpeg", 40, 30, self.placeholder(stream))
 
     def placeholder(self, stream: BinaryIO) -> Placeholder:

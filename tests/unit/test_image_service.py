@@ -267,3 +267,50 @@ def test_a_placeholder_that_cannot_be_made_does_not_fail_the_thumbnail(world, mo
 
     assert world.blobs.exists(rendition.storage_key)
     assert world.images.get(ann, image.id).placeholder is None
+
+
+def test_a_large_jpeg_keeps_its_upload_preview_and_small_thumbnails_render_from_it(world):
+    world.admin.create_tier("test", "wide", ["thumbnail:200", "thumbnail:400", "thumbnail:600"])
+    ann = world.user("ann", "wide")
+    image = world.upload(ann, b"BIG:photo")
+    assert image.preview_height == 750
+    assert world.blobs.blobs[image.preview_key] == (b"preview of BIG:photo", "image/jpeg")
+
+    world.images.thumbnail(ann, image.id, 200)
+    world.images.thumbnail(ann, image.id, 400)  # 400 x 1.5 = 600 <= 750: still covered
+    world.images.thumbnail(ann, image.id, 600)  # needs more than the preview has
+    assert world.renderer.sources == [image.preview_key, image.preview_key, image.storage_key]
+
+
+def test_a_small_jpeg_has_no_preview_and_renders_from_its_original(world):
+    ann = world.user()
+    image = world.upload(ann)
+    world.images.thumbnail(ann, image.id, 200)
+    assert image.preview_height is None and image.preview_key is None
+    assert world.renderer.sources == [image.storage_key]
+
+
+def test_a_preview_whose_bytes_are_gone_falls_back_to_the_original(world):
+    ann = world.user()
+    image = world.upload(ann, b"BIG:photo")
+    del world.blobs.blobs[image.preview_key]
+
+    rendition = world.images.thumbnail(ann, image.id, 200)
+
+    assert world.renderer.sources == [image.preview_key, image.storage_key]
+    assert world.blobs.exists(rendition.storage_key)
+
+
+def test_deleting_an_image_removes_its_preview(world):
+    ann = world.user()
+    image = world.upload(ann, b"BIG:photo")
+    world.images.delete(ann, image.id)
+    assert world.blobs.blobs == {}
+
+
+def test_an_upload_whose_commit_fails_leaves_neither_original_nor_preview(world):
+    ann = world.user()
+    world.uow.fail_commit = RuntimeError("database went away")
+    with pytest.raises(RuntimeError):
+        world.upload(ann, b"BIG:photo")
+    assert world.blobs.blobs == {}

@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
-from imagify.domain.errors import RenderFailed
+from imagify.domain.errors import NotFound, RenderFailed
 from imagify.domain.model import RenderedThumbnail
 
 _FIELDS = {"content_type": str, "size": int, "width": int, "height": int, "sha256": str}
@@ -67,6 +67,8 @@ class LambdaRenderer:
         body = self._invoke(event)
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             error = body["error"]
+            if error.get("type") == "SourceNotFound":  # deleted meanwhile, as in process
+                raise NotFound(f"the thumbnail's source is gone: {error.get('message', '')}")
             raise self._failed(str(error.get("type", "Error")), str(error.get("message", "")))
         if not isinstance(body, dict) or any(
             type(body.get(k)) is not t for k, t in _FIELDS.items()

@@ -28,22 +28,31 @@ from imagify.adapters.pillow_render import (
     UnsupportedImageFormat,
     contents,
     inspect_image,
+    make_preview,
     render_thumbnail,
+    upload_decode_scale,
 )
 from imagify.adapters.placeholders import SIDE, placeholder
 from imagify.domain.errors import NotAnImage, NotFound, RenderFailed, TooLarge, Unavailable, UnsupportedFormat
-from imagify.domain.model import ImageInfo, Placeholder, RenderedThumbnail
+from imagify.domain.model import ImageInfo, Placeholder, Preview, RenderedThumbnail
 from imagify.domain.ports import BlobStorage
 
 
-def inspect_in_worker(data: bytes, max_pixels: int) -> tuple[str, int, int, Placeholder | None]:
-    """The upload check, and a JPEG's placeholder from its 1/8-scale decode (other formats
-    get theirs from their first thumbnail: the check never decodes them whole)."""
-    made: list[Placeholder] = []
-    content_type, width, height = inspect_image(
-        io.BytesIO(data), max_pixels, lambda im, orientation: made.append(Placeholder(*placeholder(im, orientation)))
-    )
-    return content_type, width, height, made[0] if made else None
+def inspect_in_worker(data: bytes, max_pixels: int) -> ImageInfo:
+    """The upload check, and a JPEG's placeholder and preview from its reduced decode (other
+    formats get their placeholder from their first thumbnail: the check never decodes them
+    whole, and have no preview)."""
+    made: list[tuple[Placeholder, Preview | None]] = []
+
+    def keep(im: Image.Image, orientation: int) -> None:
+        preview = make_preview(im, orientation)
+        made.append((
+            Placeholder(*placeholder(im, orientation)),
+            None if preview is None else Preview(preview[0], "image/jpeg", preview[1]),
+        ))  # fmt: skip
+
+    content_type, width, height = inspect_image(io.BytesIO(data), max_pixels, keep)
+    return ImageInfo(content_type, width, height, *(made[0] if made else (None, None)))
 
 
 def placeholder_in_worker(data: bytes) -> Placeholder:
@@ -89,12 +98,11 @@ class PillowImageInspector:
         with _refusals():
             if layout and layout.width * layout.height <= self._max_pixels:
                 self._pool.budget.check(image_checks.decode_bytes(layout, 8 if layout.format == "JPEG" else 1))
-                if layout.format == "JPEG":
-                    estimate = image_checks.decode_bytes(layout, 8)
-            content_type, width, height, made = self._pool.run(
-                inspect_in_worker, data, self._max_pixels, estimate=estimate
-            )
-        return ImageInfo(content_type, width, height, made)
+                if layout.format == "JPEG":  # either side may be the displayed height
+                    size = (layout.width, layout.height)
+                    scale = min(upload_decode_scale(size, 1), upload_decode_scale(size, 6))
+                    estimate = image_checks.decode_bytes(layout, scale)
+            return self._pool.run(inspect_in_worker, data, self._max_pixels, estimate=estimate)
 
     def placeholder(self, stream: BinaryIO) -> Placeholder:
         data = _read(stream)

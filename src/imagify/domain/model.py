@@ -12,6 +12,10 @@ from imagify.domain.permissions import Permissions
 from imagify.domain.quotas import MAX_LINK_SECONDS, MIN_LINK_SECONDS, Limits, Usage
 
 MIN_PASSWORD_LENGTH = 10
+PREVIEWS = "previews/"  # where upload previews are stored, by image id
+# A thumbnail renders from the preview when the preview is at least this many times its
+# height, so Lanczos always has a real step down to antialias (as JPEG_DRAFT_GAP).
+PREVIEW_GAP = 1.5
 
 
 @dataclass
@@ -50,6 +54,17 @@ class ImageInfo:
     width: int
     height: int
     placeholder: Placeholder | None = None
+    preview: Preview | None = None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """An upright copy of an upload at a reduced scale, made from the upload check's own
+    decode: thumbnails it covers are rendered from it instead of the original."""
+
+    data: bytes
+    content_type: str
+    height: int
 
 
 @dataclass
@@ -65,10 +80,22 @@ class Image:
     storage_key: str
     created_at: datetime
     placeholder: Placeholder | None = None  # None for images uploaded before placeholders
+    preview_height: int | None = None  # the stored preview's height; None: no preview
 
     @property
     def etag(self) -> str:
         return self.sha256
+
+    @property
+    def preview_key(self) -> str | None:
+        return f"{PREVIEWS}{self.id}" if self.preview_height else None
+
+    def render_source(self, height: int) -> str:
+        """The blob a thumbnail `height` px high renders from: the preview when it has at
+        least PREVIEW_GAP times the pixels the thumbnail needs, else the original."""
+        if self.preview_height and height * PREVIEW_GAP <= self.preview_height:
+            return f"{PREVIEWS}{self.id}"
+        return self.storage_key
 
 
 @dataclass(frozen=True)

@@ -305,6 +305,7 @@ class SqlAlchemyImageRepository:
                 sha256=image.sha256,
                 storage_key=image.storage_key,
                 created_at=image.created_at,
+                preview_height=image.preview_height,
                 **_placeholder_columns(image.placeholder),
             )
         )
@@ -438,6 +439,7 @@ def _image(row: Row[Any]) -> Image:
         placeholder=None if row.placeholder_thumbhash is None else Placeholder(
             row.placeholder_thumbhash, row.placeholder_color, row.placeholder_aspect
         ),
+        preview_height=row.preview_height,
     )
 
 

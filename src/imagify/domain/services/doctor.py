@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from imagify.domain.model import Image, Rendition
+from imagify.domain.model import PREVIEWS, Image, Rendition
 from imagify.domain.ports import BlobStorage, Clock, LinkStore, UnitOfWorkFactory
 from imagify.domain.quotas import Usage
 from imagify.domain.read_cache import ReadCache
@@ -31,7 +31,7 @@ MISSING_THUMBNAIL = "missing thumbnail"
 OWNERLESS_IMAGE = "ownerless image"
 USAGE_DRIFT = "usage drift"
 
-ORIGINALS, THUMBNAILS = "originals/", "thumbnails/"
+ORIGINALS, THUMBNAILS = "originals/", "thumbnails/"  # and model.PREVIEWS
 USERS_PAGE = 100
 
 
@@ -121,7 +121,7 @@ class DoctorService:
         for owner, image, renditions in self._rows():
             report.images += 1
             report.thumbnails += len(renditions)
-            referenced.add(image.storage_key)
+            referenced.update(k for k in (image.storage_key, image.preview_key) if k)
             referenced.update(r.storage_key for r in renditions)
             if image.storage_key not in stored and not self._blobs.exists(image.storage_key):
                 if (finding := self._missing_original(owner, image, fix)) is not None:
@@ -136,7 +136,8 @@ class DoctorService:
         for image, renditions in self._ownerless():
             report.images += 1
             report.thumbnails += len(renditions)
-            referenced.add(image.storage_key)  # removed with the image, not again as orphans
+            # removed with the image, not again as orphans
+            referenced.update(k for k in (image.storage_key, image.preview_key) if k)
             referenced.update(r.storage_key for r in renditions)
             found(self._ownerless_image(image, renditions, fix))
 
@@ -271,7 +272,7 @@ class DoctorService:
     # The blob side
 
     def _stored_keys(self, modified_before: datetime | None) -> Iterator[str]:
-        for prefix in (ORIGINALS, THUMBNAILS):
+        for prefix in (ORIGINALS, PREVIEWS, THUMBNAILS):
             yield from self._blobs.keys(prefix, modified_before)
 
     def _is_referenced(self, key: str) -> bool:
@@ -282,14 +283,14 @@ class DoctorService:
         with self._uow() as uow:
             image = uow.images.find_any(image_id)
             if height is None:
-                return image is not None and image.storage_key == key
+                return image is not None and key in (image.storage_key, image.preview_key)
             return image is not None and any(
                 r.storage_key == key for r in uow.renditions.list_for(image_id)
             )
 
     def _orphan(self, key: str, fix: bool) -> Finding:
         image_id, _ = _parse_key(key)
-        what = "original" if key.startswith(ORIGINALS) else "thumbnail"
+        what = "original" if key.startswith(ORIGINALS) else "preview" if key.startswith(PREVIEWS) else "thumbnail"
         detail = f"a stored {what} that no row names (image {image_id or 'unknown'})"
         if not fix:
             return Finding(ORPHANED_BLOB, key, detail)
@@ -305,10 +306,12 @@ class DoctorService:
 
 
 def _parse_key(key: str) -> tuple[str | None, int | None]:
-    """`originals/<id>` -> (id, None); `thumbnails/<id>/<height>[-<format>]-<nonce>` -> (id, height)."""
-    if key.startswith(ORIGINALS):
-        image_id = key[len(ORIGINALS):]
-        return (image_id or None) if "/" not in image_id else None, None
+    """`originals/<id>` and `previews/<id>` -> (id, None);
+    `thumbnails/<id>/<height>[-<format>]-<nonce>` -> (id, height)."""
+    for prefix in (ORIGINALS, PREVIEWS):
+        if key.startswith(prefix):
+            image_id = key[len(prefix):]
+            return (image_id or None) if "/" not in image_id else None, None
     parts = key[len(THUMBNAILS):].split("/")
     if key.startswith(THUMBNAILS) and len(parts) == 2:
         height = parts[1].split("-", 1)[0]

@@ -136,12 +136,15 @@ class ImageService:
             storage_key=original_key(image_id),
             created_at=self._clock.now(),
             placeholder=info.placeholder,
+            preview_height=info.preview.height if info.preview else None,
         )
         # Refused before the bytes are stored when the usage read with the request says so;
         # the check that counts is the one below, in the transaction.
         owner.limits.check_upload(owner.usage, size)
         self._blobs.put(image.storage_key, stream, image.content_type)
         try:
+            if info.preview is not None and image.preview_key is not None:
+                self._blobs.put(image.preview_key, info.preview.data, info.preview.content_type)
             with self._uow() as uow:
                 # Exclusive: a deletion of the owner in flight ends first, then this fails,
                 # so no image is kept that nobody can reach; and uploads of one owner take
@@ -156,7 +159,7 @@ class ImageService:
                 uow.users.add_usage(image.owner_id, 1, size)
                 uow.commit()
         except BaseException:
-            self._delete_blobs([image.storage_key])
+            self._delete_blobs([k for k in (image.storage_key, image.preview_key) if k])
             raise
         self._cache.images_changed(image.owner_id)
         return image
@@ -209,8 +212,17 @@ class ImageService:
     def _render(self, image: Image, height: int, fmt: str) -> Rendition:
         key = thumbnail_key(image.id, height, fmt, self._ids.image_id()[:12])
         started = time.perf_counter()
+        source = image.render_source(height)
         try:
-            made = self._renderer.render(image.storage_key, key, height, fmt)
+            try:
+                made = self._renderer.render(source, key, height, fmt)
+            except NotFound:
+                if source == image.storage_key:
+                    raise
+                # The preview's bytes are gone (the doctor reports it): the original will do.
+                log.warning("preview missing, rendering from the original", extra={"image_id": image.id})
+                source = image.storage_key
+                made = self._renderer.render(source, key, height, fmt)
         except DomainError:
             raise
         except Exception as error:  # a crashed renderer is a bad gateway, not our 500
@@ -225,6 +237,7 @@ class ImageService:
                 "image_id": image.id,
                 "thumbnail_height": height,
                 "thumbnail_format": fmt,
+                "render_source": "preview" if source != image.storage_key else "original",
                 "render_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
@@ -380,7 +393,8 @@ def delete_images(
             image = uow.images.lock(image_id, exclusive=True)
             if image is None:
                 continue
-            keys = [image.storage_key] + [r.storage_key for r in uow.renditions.list_for(image_id)]
+            keys = [k for k in (image.storage_key, image.preview_key) if k]
+            keys += [r.storage_key for r in uow.renditions.list_for(image_id)]
             uow.renditions.delete_for(image_id)
             uow.images.delete(image_id)
             uow.users.add_usage(image.owner_id, -1, -image.size_bytes)
