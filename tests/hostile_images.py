@@ -179,6 +179,20 @@ def lying_webp() -> bytes:
     return _riff(riff_chunk(b"VP8L", bytes(body)))
 
 
+def bad_filter_png() -> bytes:
+    """A PNG whose CRCs and sizes are right but one scanline's filter type is 7 (0..4 exist)."""
+    width, height = 64, 48
+    rows = bytearray()
+    for y in range(height):
+        rows += bytes([7 if y == 30 else 0]) + bytes((x * 3 + y) % 256 for x in range(width * 3))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(bytes(rows))) + _png_chunk(b"IEND", b"")
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def truncated_webp() -> bytes:
     data = _saved(_noise((256, 256)), "WEBP", quality=80)
     return data[: len(data) // 2]
@@ -220,6 +234,7 @@ CORPUS = [
     Hostile("png-itxt-bomb", itxt_bomb_png, 400, "text chunk (iTXt)"),
     Hostile("png-text-flood", many_text_chunks_png, 400, "text chunks"),
     Hostile("png-size-lie", lying_png, 400, "shorter than its declared 7000x7000"),
+    Hostile("png-bad-filter", bad_filter_png, 400, "invalid filter type"),
     Hostile("png-bad-crc", bad_crc_png, 400, "checksum", renders=True),
     Hostile("png-decompression-bomb", decompression_bomb_png, 413, "pixels"),
     Hostile("apng-frame-bomb", frame_bomb_apng, 400, "frames"),

@@ -13,7 +13,7 @@ from PIL import Image
 
 from imagify.adapters.lambda_renderer import LambdaRenderer, make_lambda_client
 from imagify.adapters.s3_storage import S3BlobStorage, make_s3_client
-from imagify.domain.errors import RenderFailed
+from imagify.domain.errors import NotFound, RenderFailed
 from tests.integration.lambda_endpoint import FAILING, FUNCTION, SLOW, SLOW_SECONDS
 
 pytestmark = pytest.mark.integration
@@ -86,11 +86,21 @@ def test_without_a_bucket_the_functions_own_storage_url_is_used(
 def test_an_error_the_function_answers_becomes_render_failed_with_its_type(
     renderer: Any, lambda_client: Any, blobs: S3BlobStorage
 ) -> None:
-    with pytest.raises(RenderFailed) as failed:
-        renderer(lambda_client).render("originals/nobody", TARGET, 200)
+    blobs.put(SOURCE, b"these are not the pixels you are looking for", "image/jpeg")
 
-    assert failed.value.detail.startswith("the thumbnail function failed: SourceNotFound: ")
-    assert "originals/nobody" in failed.value.detail
+    with pytest.raises(RenderFailed) as failed:
+        renderer(lambda_client).render(SOURCE, TARGET, 200)
+
+    assert failed.value.detail.startswith("the thumbnail function failed: InvalidImage: ")
+    assert not blobs.exists(TARGET)
+
+
+def test_a_source_the_function_cannot_find_is_not_found_as_in_process(
+    renderer: Any, lambda_client: Any, blobs: S3BlobStorage
+) -> None:
+    # The image was deleted meanwhile, or its preview is gone (the service then tries the original).
+    with pytest.raises(NotFound, match="originals/nobody"):
+        renderer(lambda_client).render("originals/nobody", TARGET, 200)
     assert not blobs.exists(TARGET)
 
 
@@ -160,7 +170,7 @@ def test_nothing_is_cached_so_a_retry_after_a_failure_renders(
     renderer: Any, lambda_client: Any, blobs: S3BlobStorage
 ) -> None:
     lambda_renderer = renderer(lambda_client)
-    with pytest.raises(RenderFailed, match="SourceNotFound"):
+    with pytest.raises(NotFound, match=SOURCE):
         lambda_renderer.render(SOURCE, TARGET, 200)
 
     blobs.put(SOURCE, jpeg(), "image/jpeg")

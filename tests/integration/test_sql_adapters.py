@@ -94,7 +94,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0005"
+    assert current_revision(database_url) == head_revision() == "0006"
     assert _tables(database_url) == TABLES
     engine = make_engine(database_url)
     try:

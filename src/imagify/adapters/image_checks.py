@@ -192,6 +192,7 @@ def check_png(data: bytes, deep: bool = False) -> Layout:
     pos, size = 8, len(data)
     layout: Layout | None = None
     inflater = zlib.decompressobj() if deep else None
+    filters: _FilterTypes | None = None
     text_memory = frames = declared_frames = inflated = expected = 0
     while True:
         if pos + 12 > size:
@@ -208,10 +209,11 @@ def check_png(data: bytes, deep: bool = False) -> Layout:
         pos = body + length + 4
         if layout is None:
             layout = _png_header(kind, chunk)
-            expected = _png_raw_bytes(chunk)
+            scanlines = _png_scanlines(chunk)
+            expected, filters = sum(n * rows for n, rows in scanlines), _FilterTypes(scanlines)
         elif kind == b"IDAT":
-            if inflater is not None:
-                inflated += _inflate_pixels(inflater, chunk)
+            if inflater is not None and filters is not None:
+                inflated += _inflate_pixels(inflater, chunk, filters)
         elif kind in (b"tEXt", b"zTXt", b"iTXt"):
             text_memory += _text_length(kind, chunk, max_chunk)
             if text_memory > max_memory:
@@ -237,19 +239,43 @@ def check_png(data: bytes, deep: bool = False) -> Layout:
     return layout
 
 
-def _png_raw_bytes(ihdr: bytes) -> int:
-    """Bytes of filtered scanlines the IHDR promises (each of the 7 passes if interlaced)."""
+def _png_scanlines(ihdr: bytes) -> list[tuple[int, int]]:
+    """(bytes per filtered scanline, scanlines) the IHDR promises, for each of the 7 passes
+    if interlaced."""
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
     bits = depth * {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
     passes = [(0, 0, 1, 1)]
     if interlace:
         passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
-    total = 0
+    scanlines = []
     for x0, y0, dx, dy in passes:
         w, h = _ceil(max(0, width - x0), dx), _ceil(max(0, height - y0), dy)
         if w and h:
-            total += h * (1 + _ceil(w * bits, 8))
-    return total
+            scanlines.append((1 + _ceil(w * bits, 8), h))
+    return scanlines
+
+
+class _FilterTypes:
+    """Checks, as the pixel data inflates, the byte that starts every scanline: a filter
+    type from 0 to 4, or the decoder refuses the image when it renders."""
+
+    def __init__(self, scanlines: list[tuple[int, int]]) -> None:
+        self._left = list(reversed(scanlines))  # (row length, rows left), the next one last
+        self._skip = 0  # bytes before the next filter byte
+
+    def feed(self, data: bytes) -> None:
+        at = self._skip
+        while self._left and at < len(data):
+            length, rows = self._left[-1]
+            count = min(rows, _ceil(len(data) - at, length))
+            if max(data[at : at + count * length : length]) > 4:
+                raise BadStructure("the PNG's pixel data has a scanline with an invalid filter type")
+            at += count * length
+            if count == rows:
+                self._left.pop()
+            else:
+                self._left[-1] = (length, rows - count)
+        self._skip = max(0, at - len(data))
 
 
 def _png_header(kind: bytes, chunk: bytes) -> Layout:
@@ -262,12 +288,14 @@ def _png_header(kind: bytes, chunk: bytes) -> Layout:
     return Layout("PNG", width, height, bands)
 
 
-def _inflate_pixels(inflater: zlib._Decompress, data: bytes) -> int:
-    """Bytes inflated from `data`, in bounded steps, keeping none."""
+def _inflate_pixels(inflater: zlib._Decompress, data: bytes, filters: _FilterTypes) -> int:
+    """Bytes inflated from `data`, in bounded steps, each checked by `filters`, keeping none."""
     inflated = 0
     try:
         while data and not inflater.eof:
-            inflated += len(inflater.decompress(data, INFLATE_STEP))
+            pixels = inflater.decompress(data, INFLATE_STEP)
+            filters.feed(pixels)
+            inflated += len(pixels)
             data = inflater.unconsumed_tail
     except zlib.error as e:
         raise BadStructure(f"the PNG's pixel data is corrupt: {e}") from None

@@ -39,9 +39,8 @@ from imagify.domain.ports import BlobStorage
 
 
 def inspect_in_worker(data: bytes, max_pixels: int) -> ImageInfo:
-    """The upload check, and a JPEG's placeholder and preview from its reduced decode (other
-    formats get their placeholder from their first thumbnail: the check never decodes them
-    whole, and have no preview)."""
+    """The upload check, the placeholder from its decode, and a JPEG's preview (a PNG, which
+    the check does not decode, gets its placeholder from its first thumbnail)."""
     made: list[tuple[Placeholder, Preview | None]] = []
 
     def keep(im: Image.Image, orientation: int) -> None:
@@ -90,18 +89,21 @@ class PillowImageInspector:
 
     def inspect(self, stream: BinaryIO) -> ImageInfo:
         data = _read(stream)
-        # The upload check decodes a JPEG at 1/8 scale (its placeholder comes from that
-        # decode) and no other format; an image over the pixel limit is refused from its
-        # header, and one no render could decode within the memory budget from its size.
+        # The upload check decodes a JPEG at 1/8 or 1/4 scale, a PNG not at all, the other
+        # formats whole (see inspect_image); an image over the pixel limit is refused from
+        # its header, and one no render could decode within the memory budget from its size.
         layout = _layout(data)
         estimate = image_checks.INFLATE_STEP
         with _refusals():
             if layout and layout.width * layout.height <= self._max_pixels:
-                self._pool.budget.check(image_checks.decode_bytes(layout, 8 if layout.format == "JPEG" else 1))
+                whole = image_checks.decode_bytes(layout, 8 if layout.format == "JPEG" else 1)
+                self._pool.budget.check(whole)
                 if layout.format == "JPEG":  # either side may be the displayed height
                     size = (layout.width, layout.height)
                     scale = min(upload_decode_scale(size, 1), upload_decode_scale(size, 6))
                     estimate = image_checks.decode_bytes(layout, scale)
+                elif layout.format != "PNG":
+                    estimate = whole
             return self._pool.run(inspect_in_worker, data, self._max_pixels, estimate=estimate)
 
     def placeholder(self, stream: BinaryIO) -> Placeholder:

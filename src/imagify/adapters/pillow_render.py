@@ -107,10 +107,11 @@ def inspect_image(
 ) -> tuple[str, int, int]:
     """(content_type, width, height) of an image that rendering can decode.
 
-    Nothing is decoded whole: the structure is checked as the decoder will parse it (see
-    image_checks), and a JPEG is then decoded at 1/8 scale. The other formats have no
-    reduced decode, so their pixels are never expanded here. `decoded`, when given, is
-    called with a JPEG's 1/8-scale decode (in colour) and its EXIF orientation.
+    The structure is checked as the decoder will parse it first (see image_checks). A JPEG
+    is then decoded at 1/8 (or 1/4) scale; a PNG is not decoded at all (its pixel data was
+    inflated and checked scanline by scanline); WebP, GIF, HEIF and AVIF are decoded whole,
+    the only way to know they render. `decoded`, when given, is called with the decoded
+    image (a JPEG's reduced, in colour) and its EXIF orientation.
     """
     data = contents(stream)
     try:
@@ -153,6 +154,13 @@ def inspect_image(
                 im.load()
                 if decoded is not None:
                     decoded(im, orientation)
+            elif fmt != "PNG":
+                # WebP, GIF, HEIF and AVIF: only their decoder can tell their pixel data is
+                # whole (a PNG's was inflated and checked above), and they have no reduced
+                # decode in Pillow: decoded whole, within the caller's decode budget.
+                im.load()
+                if decoded is not None:
+                    decoded(im, im.getexif().get(ORIENTATION_TAG, 1))
     except DECODE_ERRORS as e:
         raise InvalidImage(f"the file is not an image or is corrupt/truncated: {e}") from None
     return CONTENT_TYPES[fmt], width, height

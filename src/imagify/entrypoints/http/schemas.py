@@ -21,7 +21,9 @@ class ImageLinks(msgspec.Struct, omit_defaults=True):
 
 class PlaceholderOut(msgspec.Struct):
     """Paint this before any thumbnail loads: a ThumbHash (base64), the dominant colour and
-    width / height as displayed."""
+    width / height as displayed. null for a PNG until its first thumbnail is rendered (the
+    upload check never decodes a PNG), and for uploads older than placeholders until
+    `imagify backfill-placeholders`."""
 
     thumbhash: str
     color: str
@@ -37,7 +39,7 @@ class ImageOut(msgspec.Struct):
     size_bytes: int
     created_at: datetime
     links: ImageLinks
-    placeholder: PlaceholderOut | None = None  # null for uploads older than placeholders, until backfilled
+    placeholder: PlaceholderOut | None = None  # see PlaceholderOut for when it is null
 
 
 class ImagePage(msgspec.Struct):
