@@ -118,3 +118,42 @@ def test_an_admin_sets_and_clears_a_tiers_limits_in_the_tier_form(client, make_u
     assert bad.status_code == 400 and "max_link_seconds" in bad.text
     client.post("/console/admin/tiers/basic", data={**form, "max_images": "", "max_link_seconds": ""})
     assert container.admin().get_tier("basic").limits.unlimited
+
+
+def test_the_tier_form_grants_and_withdraws_webp_and_avif(client, make_user, container):
+    make_user("root", is_admin=True)
+    console_login(client, "root")
+    page = client.get("/console/admin/tiers/premium").text
+    assert 'name="webp" value="1" checked' in page and 'name="avif" value="1" >' in page
+    form = {"csrf_token": FIELD.search(page).group(1), "shown_height": ["200", "400"], "height": ["200", "400"],
+            "avif": "1"}
+
+    assert client.post("/console/admin/tiers/premium", data=form, follow_redirects=False).status_code == 303
+
+    assert container.admin().get_tier("premium").permissions.formats == ["avif"]
+    assert '<span class="tag">AVIF</span>' in client.get("/console/admin/tiers").text
+
+
+def test_saving_the_tier_form_changes_only_what_it_shows(client, make_user, container):
+    # Another admin grants a height after this form was read: saving the form keeps it.
+    make_user("root", is_admin=True)
+    console_login(client, "root")
+    page = client.get("/console/admin/tiers/basic").text
+    container.admin().patch_tier("other-admin", "basic", add=["thumbnail:800"])
+    form = {"csrf_token": FIELD.search(page).group(1), "shown_height": ["200"], "height": ["200", "300"], "links": "1"}
+
+    assert client.post("/console/admin/tiers/basic", data=form, follow_redirects=False).status_code == 303
+
+    assert set(container.admin().get_tier("basic").permissions.codenames) == {
+        "can_generate_expiring_link", "thumbnail:200", "thumbnail:300", "thumbnail:800",
+    }
+
+
+def test_a_users_page_shows_their_usage_against_their_limits(client, make_user, container):
+    make_user("root", is_admin=True)
+    container.admin().create_tier("tests", "small", ["thumbnail:200"], {"max_images": 5})
+    make_user("ann", "small")
+    console_login(client, "root")
+    page = client.get("/console/admin/users/ann").text
+    assert '<dd id="usage-images">0 of 5</dd>' in page
+    assert '<dd id="usage-bytes">0 Bytes</dd>' in page

@@ -177,6 +177,11 @@ class LinkStore(Protocol):
     def check(self) -> None: ...
 
 
+class Presigner(Protocol):
+    def presigned_url(self, key: str, seconds: int) -> str:
+        """A URL that fetches the blob at `key` without credentials for `seconds`."""
+
+
 class Renderer(Protocol):
     def render(self, source_key: str, target_key: str, height: int, format: str) -> RenderedThumbnail:
         """Read the original at source_key, write a thumbnail `height` px high at target_key

@@ -33,7 +33,7 @@ from imagify.adapters.sql import (
     sqlite_file,
 )
 from imagify.adapters.system import LocalLockManager, SecretsIdGenerator, SystemClock
-from imagify.domain.ports import BlobStorage, ChangeCounters, LinkStore, LockManager, LoginThrottle, Renderer
+from imagify.domain.ports import BlobStorage, ChangeCounters, LinkStore, LockManager, LoginThrottle, Presigner, Renderer
 from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
@@ -87,6 +87,15 @@ def build_blob_storage(settings: Settings) -> BlobStorage:
         f"IMAGIFY_STORAGE_URL {settings.storage_url!r} is not supported: "
         "use file:///path or s3://bucket/prefix"
     )
+
+
+def build_presigner(settings: Settings, blobs: BlobStorage) -> Presigner | None:
+    """What presigns S3 URLs in redirect mode; None when the API proxies the bytes."""
+    if settings.serve_mode != "redirect":
+        return None
+    if not isinstance(blobs, S3BlobStorage):
+        raise SettingsError("IMAGIFY_SERVE_MODE=redirect needs S3 storage (IMAGIFY_STORAGE_URL=s3://...)")
+    return blobs
 
 
 def build_redis(settings: Settings) -> redis.Redis | None:
@@ -197,6 +206,7 @@ class Container(containers.DeclarativeContainer):
     change_counters = providers.Singleton(build_change_counters, settings, redis)
     read_cache = providers.Singleton(build_read_cache, settings, change_counters)
     image_blobs = providers.Singleton(build_image_blobs, settings, blobs)
+    presigner = providers.Singleton(build_presigner, settings, blobs)
 
     images = providers.Singleton(
         ImageService, uow, image_blobs, links, metered_renderer, inspector, locks, clock, ids, read_cache

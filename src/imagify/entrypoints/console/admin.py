@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 from litestar import Request, Response, get, post
@@ -12,17 +13,23 @@ from imagify.domain.errors import Conflict, InvalidInput
 from imagify.domain.model import MIN_PASSWORD_LENGTH, User
 from imagify.domain.permissions import (
     EXPIRING_LINKS,
+    FORMAT_CODENAMES,
     MAX_THUMBNAIL_HEIGHT,
     MIN_THUMBNAIL_HEIGHT,
     ORIGINAL_ACCESS,
     Tier,
     thumbnail_codename,
 )
+from imagify.domain.services.admin import AdminService
 from imagify.entrypoints.console.pages import render, see_other
 from imagify.entrypoints.console.session import CSRF_FIELD, check_csrf, signed_in_admin
 from imagify.entrypoints.http.deps import root
 
 USERS_PAGE = 25
+# The tier form's switches: form field -> the codename it grants.
+SWITCHES = {"original": ORIGINAL_ACCESS, "links": EXPIRING_LINKS,
+            "webp": FORMAT_CODENAMES[0], "avif": FORMAT_CODENAMES[1]}  # fmt: skip
+T = TypeVar("T")
 
 
 async def _form(request: Request) -> Any:
@@ -31,10 +38,9 @@ async def _form(request: Request) -> Any:
     return form
 
 
-def _run(request: Request, method: str, *args: Any, **kwargs: Any) -> Any:
-    """An AdminService use case, in a worker thread."""
-    use_case = getattr(root(request).admin(), method)
-    return anyio.to_thread.run_sync(lambda: use_case(*args, **kwargs))
+async def _admin(request: Request, use_case: Callable[[AdminService], T]) -> T:
+    """`use_case(the AdminService)`, in a worker thread (the use cases block on the database)."""
+    return await anyio.to_thread.run_sync(use_case, root(request).admin())
 
 
 @get("/admin")
@@ -61,8 +67,7 @@ def permissions_from(form: Any) -> tuple[list[str], list[int]]:
         heights.append(int(text))
     heights = sorted(set(heights))
     codenames = [thumbnail_codename(h) for h in heights]
-    codenames += [ORIGINAL_ACCESS] if form.get("original") else []
-    codenames += [EXPIRING_LINKS] if form.get("links") else []
+    codenames += [codename for field, codename in SWITCHES.items() if form.get(field)]
     return codenames, heights
 
 
@@ -97,21 +102,27 @@ def _tier_page(request: Request, user: User, tier: dict[str, Any], status: int =
 
 def _tier_view(tier: Tier) -> dict[str, Any]:
     p = tier.permissions
-    return {"name": tier.name, "heights": p.thumbnail_heights, "original": p.original_access, "links": p.expiring_links,
-            "limits": tier.limits.as_dict()}
+    switches = {field: codename in p.codenames for field, codename in SWITCHES.items()}
+    return {"name": tier.name, "heights": p.thumbnail_heights, **switches, "limits": tier.limits.as_dict()}
+
+
+def _form_view(form: Any, **view: Any) -> dict[str, Any]:
+    """What the admin sent, to show again beside an error."""
+    return {"heights": [], **view, **{field: bool(form.get(field)) for field in SWITCHES},
+            "limits": {n: form.get(n) for n in LIMIT_LABELS}}
 
 
 @get("/admin/tiers")
 async def tiers_page(request: Request) -> Response:
     user = await signed_in_admin(request)
-    tiers = await _run(request, "tiers_with_holders")
+    tiers = await _admin(request, lambda admin: admin.tiers_with_holders())
     return render(request, "tiers.html", user, tiers=[(_tier_view(t), n) for t, n in tiers])
 
 
 @get("/admin/tiers/new")
 async def new_tier_page(request: Request) -> Response:
     user = await signed_in_admin(request)
-    return _tier_page(request, user, {"name": "", "heights": [], "original": False, "links": False, "limits": {}}, new=True)
+    return _tier_page(request, user, {"name": "", "heights": [], **dict.fromkeys(SWITCHES, False), "limits": {}}, new=True)
 
 
 @post("/admin/tiers")
@@ -119,11 +130,11 @@ async def create_tier(request: Request) -> Response:
     user = await signed_in_admin(request)
     form = await _form(request)
     name = str(form.get("name", "")).strip()
-    view = {"name": name, "original": bool(form.get("original")), "links": bool(form.get("links")), "heights": [],
-            "limits": {n: form.get(n) for n in LIMIT_LABELS}}
+    view = _form_view(form, name=name)
     try:
         codenames, view["heights"] = permissions_from(form)
-        await _run(request, "create_tier", user.username, name, codenames, limits_from(form))
+        limits = limits_from(form)
+        await _admin(request, lambda admin: admin.create_tier(user.username, name, codenames, limits))
     except (InvalidInput, Conflict) as error:
         return _tier_page(request, user, view, 409 if isinstance(error, Conflict) else 400, new=True, error=error.detail)
     return see_other(f"/console/admin/tiers/{name}", "tier-created")
@@ -132,22 +143,23 @@ async def create_tier(request: Request) -> Response:
 @get("/admin/tiers/{name:str}")
 async def tier_page(request: Request, name: FromPath[str]) -> Response:
     user = await signed_in_admin(request)
-    return _tier_page(request, user, _tier_view(await _run(request, "get_tier", name)))
+    return _tier_page(request, user, _tier_view(await _admin(request, lambda admin: admin.get_tier(name))))
 
 
 @post("/admin/tiers/{name:str}")
 async def save_tier(request: Request, name: FromPath[str]) -> Response:
     user = await signed_in_admin(request)
     form = await _form(request)
-    current = await _run(request, "get_tier", name)
-    view = {**_tier_view(current), "original": bool(form.get("original")), "links": bool(form.get("links")),
-            "limits": {n: form.get(n) for n in LIMIT_LABELS}}
+    view = _form_view(form, name=name)
     try:
         codenames, view["heights"] = permissions_from(form)
-        # Codenames this editor does not show (added through the API) are kept.
-        shown = {c for c in current.permissions.codenames if c.startswith("thumbnail:")} | {ORIGINAL_ACCESS, EXPIRING_LINKS}
-        kept = [c for c in current.permissions.codenames if c not in shown]
-        await _run(request, "replace_tier", user.username, name, codenames + kept, limits_from(form))
+        limits = limits_from(form)
+        # Only what the form showed changes, in one transaction: a codename it has no
+        # control for, or a height another admin added since it was shown, is kept.
+        shown = [thumbnail_codename(int(h)) for h in form.getall("shown_height", []) if str(h).isdigit()]
+        unpicked = (set(shown) | set(SWITCHES.values())) - set(codenames)
+        await _admin(request, lambda admin: admin.patch_tier(
+            user.username, name, add=codenames, remove=unpicked, limits=limits))  # fmt: skip
     except InvalidInput as error:
         return _tier_page(request, user, view, 400, error=error.detail)
     return see_other(f"/console/admin/tiers/{name}", "tier-saved")
@@ -158,9 +170,10 @@ async def delete_tier(request: Request, name: FromPath[str]) -> Response:
     user = await signed_in_admin(request)
     await _form(request)
     try:
-        await _run(request, "delete_tier", user.username, name)
+        await _admin(request, lambda admin: admin.delete_tier(user.username, name))
     except Conflict as error:
-        return _tier_page(request, user, _tier_view(await _run(request, "get_tier", name)), 409, error=error.detail)
+        current = await _admin(request, lambda admin: admin.get_tier(name))
+        return _tier_page(request, user, _tier_view(current), 409, error=error.detail)
     return see_other("/console/admin/tiers", "tier-deleted")
 
 
@@ -172,7 +185,7 @@ async def users_page(request: Request) -> Response:
     user = await signed_in_admin(request)
     search = request.query_params.get("q", "").strip()
     after = request.query_params.get("after") or None
-    users, more = await _run(request, "list_users", after, USERS_PAGE, search=search)
+    users, more = await _admin(request, lambda admin: admin.list_users(after, USERS_PAGE, search=search))
     return render(
         request, "users.html", user, users=users, search=search, after=after,
         next_after=users[-1].username if more and users else None,
@@ -182,7 +195,7 @@ async def users_page(request: Request) -> Response:
 async def _user_page(
     request: Request, actor: User, template: str, account: dict[str, Any], status: int = 200, **context: Any
 ) -> Response:
-    tiers = await _run(request, "list_tiers")
+    tiers = await _admin(request, lambda admin: admin.list_tiers())
     return render(
         request, template, actor, status=status, account=account, tiers=[t.name for t in tiers],
         min_length=MIN_PASSWORD_LENGTH, confirm=request.query_params.get("confirm") == "delete", **context,
@@ -191,7 +204,7 @@ async def _user_page(
 
 def _user_view(account: User) -> dict[str, Any]:
     return {"username": account.username, "tiers": account.tiers, "is_admin": account.is_admin,
-            "permissions": account.permissions.sorted()}
+            "permissions": account.permissions.sorted(), "usage": account.usage, "limits": account.limits}
 
 
 @get("/admin/users/new")
@@ -208,7 +221,8 @@ async def create_user(request: Request) -> Response:
     tiers = [str(t) for t in form.getall("tiers", [])]
     is_admin = bool(form.get("is_admin"))
     try:
-        await _run(request, "create_user", user.username, username, str(form.get("password", "")), tiers, is_admin)
+        password = str(form.get("password", ""))
+        await _admin(request, lambda admin: admin.create_user(user.username, username, password, tiers, is_admin))
     except (InvalidInput, Conflict) as error:
         account = {"username": username, "tiers": tiers, "is_admin": is_admin}
         status = 409 if isinstance(error, Conflict) else 400
@@ -219,7 +233,7 @@ async def create_user(request: Request) -> Response:
 @get("/admin/users/{username:str}")
 async def user_page(request: Request, username: FromPath[str]) -> Response:
     user = await signed_in_admin(request)
-    account = await _run(request, "get_user", username)
+    account = await _admin(request, lambda admin: admin.get_user(username))
     return await _user_page(request, user, "user.html", _user_view(account))
 
 
@@ -231,9 +245,9 @@ async def save_user(request: Request, username: FromPath[str]) -> Response:
     # Your own admin flag is shown but cannot be sent: it is not changed from here.
     is_admin = None if username == user.username else bool(form.get("is_admin"))
     try:
-        await _run(request, "update_user", user.username, username, tiers=tiers, is_admin=is_admin)
+        await _admin(request, lambda admin: admin.update_user(user.username, username, tiers=tiers, is_admin=is_admin))
     except (InvalidInput, Conflict) as error:
-        account = {**_user_view(await _run(request, "get_user", username)), "tiers": tiers}
+        account = {**_user_view(await _admin(request, lambda admin: admin.get_user(username))), "tiers": tiers}
         return await _user_page(request, user, "user.html", account, 400, error=error.detail)
     return see_other(f"/console/admin/users/{username}", "user-saved")
 
@@ -243,9 +257,10 @@ async def reset_password(request: Request, username: FromPath[str]) -> Response:
     user = await signed_in_admin(request)
     form = await _form(request)
     try:
-        await _run(request, "update_user", user.username, username, password=str(form.get("password", "")))
+        password = str(form.get("password", ""))
+        await _admin(request, lambda admin: admin.update_user(user.username, username, password=password))
     except InvalidInput as error:
-        account = _user_view(await _run(request, "get_user", username))
+        account = _user_view(await _admin(request, lambda admin: admin.get_user(username)))
         return await _user_page(request, user, "user.html", account, 400, password_error=error.detail)
     return see_other(f"/console/admin/users/{username}", "user-password")
 
@@ -255,9 +270,9 @@ async def delete_user(request: Request, username: FromPath[str]) -> Response:
     user = await signed_in_admin(request)
     await _form(request)
     try:
-        await _run(request, "delete_user", user.username, username)
+        await _admin(request, lambda admin: admin.delete_user(user.username, username))
     except Conflict as error:
-        account = _user_view(await _run(request, "get_user", username))
+        account = _user_view(await _admin(request, lambda admin: admin.get_user(username)))
         return await _user_page(request, user, "user.html", account, 409, error=error.detail)
     return see_other("/console/admin/users", "user-deleted")
 

@@ -13,6 +13,7 @@ from litestar.response import Stream
 
 from imagify.domain.errors import InvalidInput
 from imagify.domain.model import Image, User
+from imagify.domain.ports import Presigner
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.container import decode_waits as decode_wait_capacity
@@ -53,26 +54,18 @@ MAX_HEIGHT_DIGITS = 5  # 1..4096, and a few leading zeros at most
 class Redirects:
     """In redirect mode, where a blob can be fetched straight from S3; None in proxy mode."""
 
-    def __init__(self, blobs: object | None, seconds: int) -> None:
-        self._blobs = blobs
+    def __init__(self, presigner: Presigner | None, seconds: int) -> None:
+        self._presigner = presigner
         self._seconds = seconds
 
     def location(self, key: str) -> str | None:
-        if self._blobs is None:
-            return None
-        return self._blobs.presigned_url(key, self._seconds)  # type: ignore[attr-defined,no-any-return]
-
-
-PROXY = Redirects(None, 0)
+        return None if self._presigner is None else self._presigner.presigned_url(key, self._seconds)
 
 
 def redirects_of(request: Request) -> Redirects:
     container = root(request)
     settings: Settings = container.settings()
-    if settings.serve_mode != "redirect":
-        return PROXY
-    # Settings allow redirect mode with S3 storage only, which presigns.
-    return Redirects(container.blobs(), settings.presigned_url_seconds)
+    return Redirects(container.presigner(), settings.presigned_url_seconds)
 
 
 def decode_waits(request: Request, kind: str) -> anyio.CapacityLimiter:
