@@ -1,7 +1,8 @@
 """The app on real adapters, once per backend.
 
 `embedded`: a temp-file SQLite, a temp folder, SQL links, local renders.
-`cloud`: a fresh MariaDB database, a fresh S3 bucket on a moto server, Redis links and locks.
+`cloud`: a MariaDB database as `imagify migrate` leaves it, a fresh S3 bucket on a moto
+server, Redis links and locks.
 `lambda`: cloud, with thumbnails rendered by the real Lambda handler behind a loopback
 Invoke API (boto3's Lambda client over HTTP).
 Every test that uses `settings` (and so `container` and `client`) runs on each backend.
@@ -30,6 +31,8 @@ from imagify.settings import Settings, load_settings
 from tests.integration.lambda_endpoint import FUNCTION as LAMBDA_FUNCTION
 from tests.integration.lambda_endpoint import lambda_endpoint  # noqa: F401  (fixture)
 from tests.integration.services import (  # noqa: F401  (fixtures for the cloud backend)
+    _migrated_databases,
+    migrated_mysql_database,
     moto_server,
     mysql_database,
     mysql_url,
@@ -64,7 +67,7 @@ def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
         folder = tmp_path / f"app{next(count)}"
         if backend == "embedded":
             return embedded_settings(folder, **overrides)
-        database = request.getfixturevalue("mysql_database")
+        database = request.getfixturevalue("migrated_mysql_database")
         request.getfixturevalue("redis_client")  # emptied before and after the test
         endpoint, bucket = request.getfixturevalue("s3_bucket")
         env = {
