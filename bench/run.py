@@ -44,13 +44,15 @@ WORKERS = (
 )
 REMEDIES = {
     "cold ": (
-        "Both servers decode with Pillow/libjpeg (draft scaling) and resize with Lanczos, so a "
-        "cold render costs each about the same CPU (see the CPU/req figures): on 2 shared cores a "
-        "CPU-bound race cannot come out 1.2x ahead by concurrency alone. JPEG bytes: Imagify "
-        "writes baseline, non-optimized Huffman tables (cheaper to encode); thumbor's PIL engine "
-        "optimizes them, about 10% smaller at q85. What would meet it: optimize=True for JPEG "
-        "(a few ms at 400 px) and a cheaper decode+resize than Pillow's (libvips' shrink-on-load, "
-        "or a larger draft gap at 200 px), which changes the Lambda package too."
+        "A 12 MP photo renders from the preview its upload check kept (upright, 1/4 scale: see "
+        "README, Previews), where thumbor decodes the 5.7 MB original for every new URL. A 2 MP "
+        "photo (1226 px high) is below the preview threshold (2400 px): both servers then decode "
+        "it at 1/4 scale with libjpeg and resize with Lanczos, the same CPU per render, and on 2 "
+        "shared cores a CPU-bound race cannot come out 1.2x ahead. Tried: previews at 1/2 scale "
+        "for such photos measured 1.10x to 1.20x, but cost each upload 13 ms more (+45%) and made "
+        "WebP thumbnails 5 to 7% larger than thumbor's (the JPEG preview's noise); not kept. What "
+        "would meet it: a decoder cheaper than libjpeg's at 1/4 scale, or a lossless preview "
+        "cheaper to make than the render it saves."
     ),
     "warm same URL": (
         "Imagify answers a warm thumbnail from memory on the event loop; thumbor reads its file "
@@ -71,8 +73,8 @@ REMEDIES = {
     "GET /l/{token}": LINK,
     "imagify serve --workers 2": WORKERS,
     "cold thumbnail": (
-        "The first GET also pays the render lock (a file lock), reading the original, "
-        "writing the thumbnail with fsync, and the row insert."
+        "The first GET also pays the render lock (a file lock), reading the preview or the "
+        "original, the decode worker's round trip, writing the thumbnail with fsync, and the row insert."
     ),
     "GET /api/v1/images latency": (
         "The keyset query walks the (owner_id, created_at, id) index, so the page cost "

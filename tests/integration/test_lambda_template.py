@@ -58,20 +58,21 @@ def test_the_function_is_declared_as_the_package_builds_it() -> None:
 
 
 @pytest.mark.parametrize(
-    "action, resource",
+    "action, resources",
     [
-        ("s3:GetObject", "arn:${AWS::Partition}:s3:::${Bucket}/${Prefix}originals/*"),
-        ("s3:PutObject", "arn:${AWS::Partition}:s3:::${Bucket}/${Prefix}thumbnails/*"),
+        ("s3:GetObject", ["arn:${AWS::Partition}:s3:::${Bucket}/${Prefix}originals/*",
+                          "arn:${AWS::Partition}:s3:::${Bucket}/${Prefix}previews/*"]),
+        ("s3:PutObject", ["arn:${AWS::Partition}:s3:::${Bucket}/${Prefix}thumbnails/*"]),
     ],
-)
-def test_the_role_reaches_only_its_own_prefix(action: str, resource: str) -> None:
+)  # fmt: skip
+def test_the_role_reaches_only_its_own_prefixes(action: str, resources: list[str]) -> None:
     granting = [
         s
         for s in statements()
         if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     ]
 
-    assert [s["Resource"] for s in granting] == [{"Fn::Sub": resource}]
+    assert [s["Resource"] for s in granting] == [{"Fn::Sub": r} for r in resources]
 
 
 def test_the_role_has_no_wildcard_actions_and_no_other_s3_access() -> None:
@@ -83,5 +84,5 @@ def test_the_role_has_no_wildcard_actions_and_no_other_s3_access() -> None:
 
     assert not [a for a in actions if "*" in a]
     assert sorted(a for a in actions if a.startswith("s3")) == [
-        "s3-object-lambda:WriteGetObjectResponse", "s3:GetObject", "s3:PutObject",
+        "s3-object-lambda:WriteGetObjectResponse", "s3:GetObject", "s3:GetObject", "s3:PutObject",
     ]  # fmt: skip

@@ -360,11 +360,12 @@ class FakeRenderer:
         self.fail = False
         self.during_render: Callable[[], None] | None = None
         self.sources: list[str] = []  # the blob each render read
+        self.unreadable: set[str] = set()  # keys it fails to render from
 
     def render(self, source_key: str, target_key: str, height: int, format: str) -> RenderedThumbnail:
         self.calls += 1
         self.sources.append(source_key)
-        if self.fail:
+        if self.fail or source_key in self.unreadable:
             raise RenderFailed("the renderer is down")
         if source_key not in self._blobs.blobs:
             raise NotFound(f"the stored file for {source_key!r} is missing")

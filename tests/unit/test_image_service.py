@@ -314,3 +314,15 @@ def test_an_upload_whose_commit_fails_leaves_neither_original_nor_preview(world)
     with pytest.raises(RuntimeError):
         world.upload(ann, b"BIG:photo")
     assert world.blobs.blobs == {}
+
+
+def test_a_preview_the_renderer_cannot_read_falls_back_to_the_original(world):
+    # e.g. a Lambda role deployed before previews, without s3:GetObject on previews/*
+    ann = world.user()
+    image = world.upload(ann, b"BIG:photo")
+    world.renderer.unreadable.add(image.preview_key)
+
+    rendition = world.images.thumbnail(ann, image.id, 200)
+
+    assert world.renderer.sources == [image.preview_key, image.storage_key]
+    assert world.blobs.exists(rendition.storage_key)

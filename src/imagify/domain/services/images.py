@@ -216,11 +216,13 @@ class ImageService:
         try:
             try:
                 made = self._renderer.render(source, key, height, fmt)
-            except NotFound:
+            except (NotFound, RenderFailed) as error:
                 if source == image.storage_key:
                     raise
-                # The preview's bytes are gone (the doctor reports it): the original will do.
-                log.warning("preview missing, rendering from the original", extra={"image_id": image.id})
+                # The preview's bytes are gone or unreadable (a Lambda role that predates
+                # previews): the original will do.
+                log.warning("no render from the preview, rendering from the original: %s", error.detail,
+                            extra={"image_id": image.id})
                 source = image.storage_key
                 made = self._renderer.render(source, key, height, fmt)
         except DomainError:
