@@ -38,6 +38,7 @@ from imagify.domain.ports import (
     UnitOfWorkFactory,
 )
 from imagify.domain.read_cache import RECORD_BYTES, ReadCache
+from imagify.domain.services.placeholders import store_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -281,18 +282,9 @@ class ImageService:
         or an upload older than placeholders) the one of its first thumbnail. Best effort:
         the thumbnail is served either way."""
         try:
-            blob = self._blobs.open(rendition.storage_key)
-            try:
-                made = self._inspector.placeholder(blob.stream)
-            finally:
-                blob.stream.close()
-            with self._uow() as uow:
-                uow.images.set_placeholder(image.id, made)
-                uow.commit()
-        except Exception:  # noqa: BLE001 - the doctor and the backfill can try again
+            store_placeholder(self._uow, self._blobs, self._inspector, self._cache, image, rendition.storage_key)
+        except Exception:  # noqa: BLE001 - the backfill can try again
             log.warning("no placeholder from the thumbnail", extra={"image_id": image.id}, exc_info=True)
-            return
-        self._cache.images_changed(image.owner_id)
 
     def known_thumbnail(
         self, owner: User, image_id: str, height: int, accept: str | None = None, format: str | None = None

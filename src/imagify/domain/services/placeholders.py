@@ -55,18 +55,26 @@ class PlaceholderBackfill:
 
     def _fill(self, image: Image) -> str | None:
         try:
-            blob = self._blobs.open(image.storage_key)
-            try:
-                made = self._inspector.placeholder(blob.stream)
-            finally:
-                blob.stream.close()
+            store_placeholder(self._uow, self._blobs, self._inspector, self._cache, image, image.storage_key)
         except DomainError as error:
             return error.detail
         except Exception as error:  # a missing blob is the doctor's to report
             log.warning("no placeholder for %s: %s", image.id, error)
             return f"{type(error).__name__}: {error}"
-        with self._uow() as uow:
-            uow.images.set_placeholder(image.id, made)
-            uow.commit()
-        self._cache.images_changed(image.owner_id)
         return None
+
+
+def store_placeholder(
+    uow: UnitOfWorkFactory, blobs: BlobStorage, inspector: ImageInspector, cache: ReadCache, image: Image, key: str
+) -> None:
+    """Make the image's placeholder from the blob at `key` (its original, or a thumbnail
+    of it) and store it; every process sees it on its next read."""
+    blob = blobs.open(key)
+    try:
+        made = inspector.placeholder(blob.stream)
+    finally:
+        blob.stream.close()
+    with uow() as unit:
+        unit.images.set_placeholder(image.id, made)
+        unit.commit()
+    cache.images_changed(image.owner_id)
