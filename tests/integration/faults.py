@@ -128,9 +128,15 @@ class TcpProxy:
                     data = source.recv(256 * 1024)
                     if not data:
                         return
+                    spent = False
                     if source is client:
-                        data = self._spend(data)
+                        data, spent = self._spend(data)
                     key.data.sendall(data)
+                    if spent:
+                        # Down before anyone can see the failure: every connection open
+                        # now is reset here, not by a thread that may run after `up()`.
+                        self.down()
+                        return
                     if self._mode == DOWN:
                         return
         except (OSError, ValueError):  # a socket `down()` closed under us
@@ -143,17 +149,17 @@ class TcpProxy:
             _reset(client)
             _reset(service)
 
-    def _spend(self, data: bytes) -> bytes:
+    def _spend(self, data: bytes) -> tuple[bytes, bool]:
+        """The part of `data` within the budget, and whether the budget is now spent."""
         with self._lock:
             self.bytes_up += len(data)
             if self._budget is None:
-                return data
+                return data, False
             if len(data) < self._budget:
                 self._budget -= len(data)
-                return data
+                return data, False
             data, self._budget = data[: self._budget], None
-        threading.Thread(target=self.down, daemon=True).start()
-        return data
+        return data, True
 
 
 def _reset(sock: socket.socket) -> None:

@@ -291,7 +291,8 @@ def test_a_png_whose_pixel_data_is_corrupt_behind_valid_checksums_is_not_an_imag
     good = encode(Image.effect_noise((256, 256), 64).convert("RGB"), "PNG")
     assert inspector.inspect(io.BytesIO(good)).content_type == "image/png"
 
-    with pytest.raises(NotAnImage, match="corrupt"):
+    # zlib notices first, or the scanline filter types that come out of the flipped bytes
+    with pytest.raises(NotAnImage, match="corrupt|invalid filter type"):
         inspector.inspect(io.BytesIO(png_with_broken_pixel_data(good)))
 
 
