@@ -212,6 +212,18 @@ def test_tiers_edit_replaces_heights_and_keeps_what_is_not_given(run, migrated):
     assert "pro\tthumbnail:50 thumbnail:300" in run("tiers", "list").output.splitlines()
 
 
+def test_tiers_grant_and_withdraw_formats_and_an_edit_keeps_what_it_does_not_name(run, migrated):
+    created = run("tiers", "create", "web", "--thumbnail", "200", "--webp")
+    assert created.exit_code == 0, created.output
+    assert "format:webp" in created.output
+    # An edit of other permissions leaves the formats alone (it used to drop them).
+    assert run("tiers", "edit", "premium", "--original", "--thumbnail", "200").exit_code == 0
+    shown = run("tiers", "show", "premium").output
+    assert "formats:        jpeg, png, webp" in shown and "thumbnails:     200\n" in shown
+    assert run("tiers", "edit", "premium", "--avif", "--no-webp").exit_code == 0
+    assert "formats:        jpeg, png, avif" in run("tiers", "show", "premium").output
+
+
 def test_tiers_edit_sets_and_removes_limits_and_users_show_reports_them(run, migrated):
     run("tiers", "create", "pro", "--thumbnail", "100", "--max-images", "5")
     result = run("tiers", "edit", "pro", "--max-storage-bytes", "1000", "--max-link-seconds", "600")

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from imagify.adapters.sql.unit_of_work import sqlite_file
 from imagify.domain.errors import DomainError, InvalidInput
 from imagify.domain.model import check_password
-from imagify.domain.permissions import EXPIRING_LINKS, ORIGINAL_ACCESS, thumbnail_codename
+from imagify.domain.permissions import EXPIRING_LINKS, FORMAT_CODENAMES, ORIGINAL_ACCESS, thumbnail_codename
 from imagify.domain.quotas import LIMIT_NAMES, Limits
 from imagify.entrypoints.container import Container, build_container
 from imagify.logs import configure_logging, uvicorn_log_config
@@ -337,11 +337,21 @@ def tiers_show(name: str) -> None:
 THUMBNAIL_HELP = "a thumbnail height in pixels, 1 to 4096 (repeatable)"
 
 
-def _codenames(heights: tuple[int, ...], original: bool, expiring_links: bool) -> list[str]:
-    codenames = [thumbnail_codename(h) for h in heights]  # one message for 0 and -5 alike
-    codenames += [ORIGINAL_ACCESS] if original else []
-    codenames += [EXPIRING_LINKS] if expiring_links else []
-    return codenames
+# The on/off options of `tiers create` and `tiers edit`: option name -> the codename it grants.
+SWITCHES = {"original": ORIGINAL_ACCESS, "expiring_links": EXPIRING_LINKS,
+            "webp": FORMAT_CODENAMES[0], "avif": FORMAT_CODENAMES[1]}  # fmt: skip
+
+
+def _switch_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--original/--no-original, --expiring-links/..., --webp/..., --avif/...: None when not given."""
+    helps = {"original": "access to original images", "expiring_links": "creating expiring links",
+             "webp": "WebP thumbnails (format:webp)", "avif": "AVIF thumbnails (format:avif)"}  # fmt: skip
+    for name in reversed(SWITCHES):
+        flag = name.replace("_", "-")
+        command = click.option(f"--{flag}/--no-{flag}", name, default=None, help=f"grant or withdraw {helps[name]}")(
+            command
+        )
+    return command
 
 
 class LimitValue(click.ParamType):
@@ -378,46 +388,40 @@ def _limits_given(options: dict[str, object]) -> dict[str, object]:
 @tiers.command("create")
 @click.argument("name")
 @click.option("--thumbnail", "heights", multiple=True, type=int, help=THUMBNAIL_HELP)
-@click.option("--original", is_flag=True, help="grant access to original images")
-@click.option("--expiring-links", is_flag=True, help="grant creating expiring links")
+@_switch_options
 @_limit_options
 @one_line_errors
-def tiers_create(name: str, heights: tuple[int, ...], original: bool, expiring_links: bool, **limits: object) -> None:
+def tiers_create(name: str, heights: tuple[int, ...], **options: Any) -> None:
     """Create a tier (unlimited unless limits are given)."""
-    tier = container().admin().create_tier(
-        CLI_ACTOR, name, _codenames(heights, original, expiring_links), _limits_given(limits)
-    )
+    codenames = [thumbnail_codename(h) for h in heights]  # one message for 0 and -5 alike
+    codenames += [codename for option, codename in SWITCHES.items() if options[option]]
+    tier = container().admin().create_tier(CLI_ACTOR, name, codenames, _limits_given(options))
     click.echo(f"created tier {tier.name}: {' '.join(tier.permissions.sorted()) or 'no permissions'}")
 
 
 @tiers.command("edit")
 @click.argument("name")
 @click.option("--thumbnail", "heights", multiple=True, type=int, help=THUMBNAIL_HELP + "; replaces the heights")
-@click.option("--original/--no-original", default=None, help="grant or withdraw access to originals")
-@click.option("--expiring-links/--no-expiring-links", default=None, help="grant or withdraw expiring links")
+@_switch_options
 @_limit_options
 @one_line_errors
-def tiers_edit(
-    name: str, heights: tuple[int, ...], original: bool | None, expiring_links: bool | None, **limits: object
-) -> None:
+def tiers_edit(name: str, heights: tuple[int, ...], **options: Any) -> None:
     """Change a tier's permissions or limits; what is not given stays as it is."""
-    given = _limits_given(limits)
-    permissions_given = heights or original is not None or expiring_links is not None
-    if not permissions_given and not given:
+    given = _limits_given(options)
+    add = [thumbnail_codename(h) for h in heights]
+    add += [codename for option, codename in SWITCHES.items() if options[option]]
+    remove = [codename for option, codename in SWITCHES.items() if options[option] is False]
+    if not heights and not add and not remove and not given:
         raise InvalidInput(
-            "nothing to change: give --thumbnail, --original/--no-original, "
-            "--expiring-links/--no-expiring-links or a limit (--max-images N ...)"
+            "nothing to change: give --thumbnail, --original/--no-original, --expiring-links/"
+            "--no-expiring-links, --webp/--no-webp, --avif/--no-avif or a limit (--max-images N ...)"
         )
     admin = container().admin()
-    current = admin.get_tier(name).permissions
-    codenames = _codenames(
-        heights or tuple(current.thumbnail_heights),
-        current.original_access if original is None else original,
-        current.expiring_links if expiring_links is None else expiring_links,
-    )
-    tier = admin.patch_tier(
-        CLI_ACTOR, name, permissions=codenames if permissions_given else None, limits=given or None
-    )
+    if heights:  # the heights given replace the tier's: the others go
+        shown = admin.get_tier(name).permissions.thumbnail_heights
+        remove += [thumbnail_codename(h) for h in shown if h not in heights]
+    # Added and removed in one transaction: what is not named here stays as it is.
+    tier = admin.patch_tier(CLI_ACTOR, name, add=add, remove=remove, limits=given or None)
     click.echo(f"tier {tier.name}: {' '.join(tier.permissions.sorted()) or 'no permissions'}")
     click.echo(f"limits: {_limits_text(tier.limits)}")
 
