@@ -116,6 +116,7 @@ class TcpProxy:
         selector = selectors.DefaultSelector()
         selector.register(client, selectors.EVENT_READ, service)
         selector.register(service, selectors.EVENT_READ, client)
+        finished = False  # one side closed normally: pass its close on, lose no byte
         try:
             while not self._closed and self._mode != DOWN:
                 if self._mode == STALL:
@@ -127,6 +128,7 @@ class TcpProxy:
                         break
                     data = source.recv(256 * 1024)
                     if not data:
+                        finished = True
                         return
                     spent = False
                     if source is client:
@@ -146,8 +148,11 @@ class TcpProxy:
             with self._lock:
                 if (client, service) in self._pairs:
                     self._pairs.remove((client, service))
-            _reset(client)
-            _reset(service)
+            # A reset would drop what the kernel has not sent yet (the end of a response
+            # whose sender then closed): close normally unless this is a failure.
+            close = _close if finished and self._mode != DOWN else _reset
+            close(client)
+            close(service)
 
     def _spend(self, data: bytes) -> tuple[bytes, bool]:
         """The part of `data` within the budget, and whether the budget is now spent."""
@@ -160,6 +165,18 @@ class TcpProxy:
                 return data, False
             data, self._budget = data[: self._budget], None
         return data, True
+
+
+def _close(sock: socket.socket) -> None:
+    """Close with FIN after the bytes already sent, as a service that finished looks."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 def _reset(sock: socket.socket) -> None:
