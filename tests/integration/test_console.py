@@ -125,8 +125,9 @@ def test_the_tier_form_grants_and_withdraws_webp_and_avif(client, make_user, con
     console_login(client, "root")
     page = client.get("/console/admin/tiers/premium").text
     assert 'name="webp" value="1" checked' in page and 'name="avif" value="1" >' in page
-    form = {"csrf_token": FIELD.search(page).group(1), "shown_height": ["200", "400"], "height": ["200", "400"],
-            "avif": "1"}
+    assert '<input type="hidden" name="shown_on" value="webp">' in page
+    form = {"csrf_token": FIELD.search(page).group(1), "shown_height": ["200", "400"], "shown_on": ["webp"],
+            "height": ["200", "400"], "avif": "1"}
 
     assert client.post("/console/admin/tiers/premium", data=form, follow_redirects=False).status_code == 303
 
@@ -157,3 +158,20 @@ def test_a_users_page_shows_their_usage_against_their_limits(client, make_user, 
     page = client.get("/console/admin/users/ann").text
     assert '<dd id="usage-images">0 of 5</dd>' in page
     assert '<dd id="usage-bytes">0 Bytes</dd>' in page
+
+
+def test_two_admins_saving_the_same_tier_at_once_keep_each_others_changes(client, make_user, container):
+    make_user("root", is_admin=True)
+    console_login(client, "root")
+    page = client.get("/console/admin/tiers/premium").text  # both admins see this form
+    csrf = FIELD.search(page).group(1)
+    shown = {"csrf_token": csrf, "shown_height": ["200", "400"], "shown_on": ["webp"]}
+    grants_original = {**shown, "height": ["200", "400"], "webp": "1", "original": "1"}
+    adds_a_height = {**shown, "height": ["200", "400", "800"], "webp": "1"}
+
+    for form in (grants_original, adds_a_height):  # the second was read before the first saved
+        assert client.post("/console/admin/tiers/premium", data=form, follow_redirects=False).status_code == 303
+
+    assert set(container.admin().get_tier("premium").permissions.codenames) == {
+        "thumbnail:200", "thumbnail:400", "thumbnail:800", "format:webp", "can_access_original_image",
+    }

@@ -95,7 +95,7 @@ def limits_from(form: Any) -> dict[str, int | None] | None:
 def _tier_page(request: Request, user: User, tier: dict[str, Any], status: int = 200, **context: Any) -> Response:
     return render(
         request, "tier.html", user, status=status, tier=tier,
-        min_height=MIN_THUMBNAIL_HEIGHT, max_height=MAX_THUMBNAIL_HEIGHT, limit_labels=LIMIT_LABELS,
+        min_height=MIN_THUMBNAIL_HEIGHT, max_height=MAX_THUMBNAIL_HEIGHT, limit_labels=LIMIT_LABELS, switches=SWITCHES,
         confirm=request.query_params.get("confirm") == "delete", **context,
     )
 
@@ -154,10 +154,11 @@ async def save_tier(request: Request, name: FromPath[str]) -> Response:
     try:
         codenames, view["heights"] = permissions_from(form)
         limits = limits_from(form)
-        # Only what the form showed changes, in one transaction: a codename it has no
-        # control for, or a height another admin added since it was shown, is kept.
+        # Only what the admin changed from what the form showed, in one transaction: a
+        # codename it has no control for, or one another admin granted since, is kept.
         shown = [thumbnail_codename(int(h)) for h in form.getall("shown_height", []) if str(h).isdigit()]
-        unpicked = (set(shown) | set(SWITCHES.values())) - set(codenames)
+        shown += [SWITCHES[f] for f in form.getall("shown_on", []) if f in SWITCHES]
+        unpicked = set(shown) - set(codenames)
         await _admin(request, lambda admin: admin.patch_tier(
             user.username, name, add=codenames, remove=unpicked, limits=limits))  # fmt: skip
     except InvalidInput as error:
