@@ -150,9 +150,9 @@ class TcpProxy:
                     self._pairs.remove((client, service))
             # A reset would drop what the kernel has not sent yet (the end of a response
             # whose sender then closed): close normally unless this is a failure.
-            close = _close if finished and self._mode != DOWN else _reset
-            close(client)
-            close(service)
+            reset = not finished or self._mode == DOWN
+            _close(client, reset)
+            _close(service, reset)
 
     def _spend(self, data: bytes) -> tuple[bytes, bool]:
         """The part of `data` within the budget, and whether the budget is now spent."""
@@ -167,10 +167,14 @@ class TcpProxy:
         return data, True
 
 
-def _close(sock: socket.socket) -> None:
-    """Close with FIN after the bytes already sent, as a service that finished looks."""
+def _close(sock: socket.socket, reset: bool) -> None:
+    """Close with RST, as a crashed or unplugged service looks to its clients, or with FIN
+    after the bytes already sent, as one that finished looks."""
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
     try:
@@ -180,15 +184,7 @@ def _close(sock: socket.socket) -> None:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST, as a crashed or unplugged service looks to its clients."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
+    _close(sock, reset=True)
 
 
 @contextmanager

@@ -90,11 +90,16 @@ class Image:
     def preview_key(self) -> str | None:
         return f"{PREVIEWS}{self.id}" if self.preview_height else None
 
+    @property
+    def blob_keys(self) -> list[str]:
+        """The image's own blobs: its original and its preview (not its thumbnails)."""
+        return [self.storage_key] + ([self.preview_key] if self.preview_key else [])
+
     def render_source(self, height: int) -> str:
         """The blob a thumbnail `height` px high renders from: the preview when it has at
         least PREVIEW_GAP times the pixels the thumbnail needs, else the original."""
-        if self.preview_height and height * PREVIEW_GAP <= self.preview_height:
-            return f"{PREVIEWS}{self.id}"
+        if self.preview_key and self.preview_height and height * PREVIEW_GAP <= self.preview_height:
+            return self.preview_key
         return self.storage_key
 
 

@@ -344,11 +344,9 @@ SWITCHES = {"original": ORIGINAL_ACCESS, "expiring_links": EXPIRING_LINKS,
 
 def _switch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--original/--no-original, --expiring-links/..., --webp/..., --avif/...: None when not given."""
-    helps = {"original": "access to original images", "expiring_links": "creating expiring links",
-             "webp": "WebP thumbnails (format:webp)", "avif": "AVIF thumbnails (format:avif)"}  # fmt: skip
-    for name in reversed(SWITCHES):
+    for name, codename in reversed(SWITCHES.items()):
         flag = name.replace("_", "-")
-        command = click.option(f"--{flag}/--no-{flag}", name, default=None, help=f"grant or withdraw {helps[name]}")(
+        command = click.option(f"--{flag}/--no-{flag}", name, default=None, help=f"grant or withdraw {codename}")(
             command
         )
     return command

@@ -121,7 +121,7 @@ class DoctorService:
         for owner, image, renditions in self._rows():
             report.images += 1
             report.thumbnails += len(renditions)
-            referenced.update(k for k in (image.storage_key, image.preview_key) if k)
+            referenced.update(image.blob_keys)
             referenced.update(r.storage_key for r in renditions)
             if image.storage_key not in stored and not self._blobs.exists(image.storage_key):
                 if (finding := self._missing_original(owner, image, fix)) is not None:
@@ -137,7 +137,7 @@ class DoctorService:
             report.images += 1
             report.thumbnails += len(renditions)
             # removed with the image, not again as orphans
-            referenced.update(k for k in (image.storage_key, image.preview_key) if k)
+            referenced.update(image.blob_keys)
             referenced.update(r.storage_key for r in renditions)
             found(self._ownerless_image(image, renditions, fix))
 
@@ -283,7 +283,7 @@ class DoctorService:
         with self._uow() as uow:
             image = uow.images.find_any(image_id)
             if height is None:
-                return image is not None and key in (image.storage_key, image.preview_key)
+                return image is not None and key in image.blob_keys
             return image is not None and any(
                 r.storage_key == key for r in uow.renditions.list_for(image_id)
             )

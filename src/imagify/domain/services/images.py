@@ -23,7 +23,7 @@ from imagify.domain.errors import (
     Unavailable,
 )
 from imagify.domain.formats import negotiate
-from imagify.domain.model import Image, Rendition, User, check_image_id
+from imagify.domain.model import Image, RenderedThumbnail, Rendition, User, check_image_id
 from imagify.domain.permissions import ThumbnailHeight
 from imagify.domain.ports import (
     BlobStorage,
@@ -160,7 +160,7 @@ class ImageService:
                 uow.users.add_usage(image.owner_id, 1, size)
                 uow.commit()
         except BaseException:
-            self._delete_blobs([k for k in (image.storage_key, image.preview_key) if k])
+            self._delete_blobs(image.blob_keys)
             raise
         self._cache.images_changed(image.owner_id)
         return image
@@ -213,19 +213,8 @@ class ImageService:
     def _render(self, image: Image, height: int, fmt: str) -> Rendition:
         key = thumbnail_key(image.id, height, fmt, self._ids.image_id()[:12])
         started = time.perf_counter()
-        source = image.render_source(height)
         try:
-            try:
-                made = self._renderer.render(source, key, height, fmt)
-            except (NotFound, RenderFailed) as error:
-                if source == image.storage_key:
-                    raise
-                # The preview's bytes are gone or unreadable (a Lambda role that predates
-                # previews): the original will do.
-                log.warning("no render from the preview, rendering from the original: %s", error.detail,
-                            extra={"image_id": image.id})
-                source = image.storage_key
-                made = self._renderer.render(source, key, height, fmt)
+            made, source = self._render_from_preview_or_original(image, key, height, fmt)
         except DomainError:
             raise
         except Exception as error:  # a crashed renderer is a bad gateway, not our 500
@@ -276,6 +265,22 @@ class ImageService:
         if image.placeholder is None:
             self._placeholder_from(image, rendition)
         return rendition
+
+    def _render_from_preview_or_original(
+        self, image: Image, key: str, height: int, fmt: str
+    ) -> tuple[RenderedThumbnail, str]:
+        """The thumbnail rendered from the preview when it covers the height, and the key
+        it was read from. A preview gone or unreadable (a Lambda role that predates
+        previews) leaves the original to do."""
+        source = image.render_source(height)
+        try:
+            return self._renderer.render(source, key, height, fmt), source
+        except (NotFound, RenderFailed) as error:
+            if source == image.storage_key:
+                raise
+            log.warning("no render from the preview, rendering from the original: %s", error.detail,
+                        extra={"image_id": image.id})
+            return self._renderer.render(image.storage_key, key, height, fmt), image.storage_key
 
     def _placeholder_from(self, image: Image, rendition: Rendition) -> None:
         """Give an image without a placeholder (a format the upload check does not decode,
@@ -387,8 +392,7 @@ def delete_images(
             image = uow.images.lock(image_id, exclusive=True)
             if image is None:
                 continue
-            keys = [k for k in (image.storage_key, image.preview_key) if k]
-            keys += [r.storage_key for r in uow.renditions.list_for(image_id)]
+            keys = image.blob_keys + [r.storage_key for r in uow.renditions.list_for(image_id)]
             uow.renditions.delete_for(image_id)
             uow.images.delete(image_id)
             uow.users.add_usage(image.owner_id, -1, -image.size_bytes)
