@@ -9,6 +9,7 @@ import httpx
 from tests.browser.conftest import ADMIN_PASSWORD, PHONE, image_file, log_in, shot
 
 USER_PASSWORD = "a-long-password-for-pat"
+http = httpx.Client(timeout=60)  # a real server on a busy machine
 
 
 def drop_files(page, files: list[tuple[str, str, bytes]]) -> None:
@@ -76,7 +77,7 @@ def test_a_user_uploads_by_drop_and_picker_sees_the_gallery_shares_a_link_and_de
     stranger = new_page()  # a fresh context: no session at all
     response = stranger.request.get(link)
     assert response.status == 200 and response.headers["content-type"] == "image/png"
-    assert httpx.get(link).status_code == 200
+    assert http.get(link).status_code == 200
 
     page.get_by_role("link", name="Delete this image…").click()
     shot(page, "image-confirm-delete")
@@ -84,7 +85,7 @@ def test_a_user_uploads_by_drop_and_picker_sees_the_gallery_shares_a_link_and_de
     page.wait_for_url("**/console/?done=deleted")
     assert page.get_by_role("status").inner_text() == "The image was deleted."
     assert page.locator("#grid .tile .name").all_inner_texts() == ["harbour.jpg"]
-    assert httpx.get(link).status_code == 404
+    assert http.get(link).status_code == 404
 
 
 def test_an_admin_makes_a_tier_and_a_user_who_sees_exactly_its_renditions_until_downgraded(new_page):

@@ -33,6 +33,9 @@ from tests.integration.services import AWS_TEST_ENV
 pytestmark = pytest.mark.integration
 
 PASSWORD = "a-long-password"
+# Real server processes on a machine the rest of the suite keeps busy: a first upload can
+# take seconds (it starts the decode workers), well past httpx's 5 s default.
+http = httpx.Client(timeout=60)
 BOUNDARY = "imagify-crash-test-boundary"
 
 
@@ -54,7 +57,7 @@ def prepare(env: dict[str, str]) -> None:
 
 
 def token(server: Server) -> str:
-    response = httpx.post(f"{server.base}/api/v1/auth/token", json={"username": "ann", "password": PASSWORD})
+    response = http.post(f"{server.base}/api/v1/auth/token", json={"username": "ann", "password": PASSWORD})
     assert response.status_code == 201, response.text
     return str(response.json()["access_token"])
 
@@ -148,7 +151,7 @@ def test_a_server_killed_after_storing_the_original_but_before_its_row_leaves_an
     storage = LocalFolderBlobStorage(Path(embedded_env["IMAGIFY_DATA_DIR"]) / "blobs")
     with serving(embedded_env, tmp_path / "serve") as server:
         bearer = token(server)
-        kept = httpx.post(f"{server.base}/api/v1/images", files={"file": ("k.jpg", data)},
+        kept = http.post(f"{server.base}/api/v1/images", files={"file": ("k.jpg", data)},
                           headers={"Authorization": f"Bearer {bearer}"}).json()
         other = sqlite3.connect(Path(embedded_env["IMAGIFY_DATA_DIR"]) / "imagify.db", isolation_level=None)
         try:
@@ -172,7 +175,7 @@ def test_a_server_killed_after_storing_the_original_but_before_its_row_leaves_an
     assert sorted(storage.keys()) == [f"originals/{kept['id']}"]
 
     with serving(embedded_env, tmp_path / "again") as server:  # the survivor is whole
-        original = httpx.get(f"{server.base}/api/v1/images/{kept['id']}/original",
+        original = http.get(f"{server.base}/api/v1/images/{kept['id']}/original",
                              headers={"Authorization": f"Bearer {token(server)}"})
         assert original.status_code == 200 and original.content == data
 

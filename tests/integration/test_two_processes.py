@@ -25,6 +25,9 @@ from imagify.settings import load_settings
 from tests.integration.services import AWS_TEST_ENV
 
 PASSWORD = "a-long-password"
+# Real server processes on a machine the rest of the suite keeps busy: a first upload can
+# take seconds (it starts the decode workers), well past httpx's 5 s default.
+http = httpx.Client(timeout=60)
 
 
 def _free_port() -> int:
@@ -158,20 +161,20 @@ def test_an_image_uploaded_through_one_process_is_listed_rendered_once_and_linke
     two_servers_user = cloud_env["TEST_USERNAME"]
     a, b, logs = two_servers
     username = two_servers_user
-    token = httpx.post(f"{a}/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+    token = http.post(f"{a}/api/v1/auth/token", json={"username": username, "password": PASSWORD})
     auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
     original = _jpeg()
 
-    uploaded = httpx.post(f"{a}/api/v1/images", files={"file": ("x.jpg", original)}, headers=auth)
+    uploaded = http.post(f"{a}/api/v1/images", files={"file": ("x.jpg", original)}, headers=auth)
     assert uploaded.status_code == 201, uploaded.text
     image_id = uploaded.json()["id"]
 
-    listed = httpx.get(f"{b}/api/v1/images", headers=auth).json()
+    listed = http.get(f"{b}/api/v1/images", headers=auth).json()
     assert [i["id"] for i in listed["items"]] == [image_id]
 
     def fetch(i: int) -> tuple[int, bytes]:
         base = a if i % 2 else b
-        r = httpx.get(f"{base}/api/v1/images/{image_id}/thumbnails/200", headers=auth, timeout=60)
+        r = http.get(f"{base}/api/v1/images/{image_id}/thumbnails/200", headers=auth)
         return r.status_code, r.content
 
     with ThreadPoolExecutor(20) as pool:
@@ -180,22 +183,22 @@ def test_an_image_uploaded_through_one_process_is_listed_rendered_once_and_linke
     assert len({body for _, body in results}) == 1
     assert _renders(logs) == 1
 
-    link = httpx.post(
+    link = http.post(
         f"{b}/api/v1/images/{image_id}/expiring-links", json={"seconds": 300}, headers=auth
     )
     assert link.status_code == 201, link.text
-    followed = httpx.get(f"{a}/l/{link.json()['token']}")
+    followed = http.get(f"{a}/l/{link.json()['token']}")
     assert followed.status_code == 200
     assert followed.content == original
     assert followed.headers["content-type"] == "image/jpeg"
 
-    assert httpx.delete(f"{a}/api/v1/images/{image_id}", headers=auth).status_code == 204
-    assert httpx.get(f"{b}/l/{link.json()['token']}").status_code == 404
-    assert httpx.get(f"{b}/api/v1/images/{image_id}", headers=auth).status_code == 404
+    assert http.delete(f"{a}/api/v1/images/{image_id}", headers=auth).status_code == 204
+    assert http.get(f"{b}/l/{link.json()['token']}").status_code == 404
+    assert http.get(f"{b}/api/v1/images/{image_id}", headers=auth).status_code == 404
 
 
 def _token(base: str, username: str, password: str) -> dict[str, str]:
-    response = httpx.post(f"{base}/api/v1/auth/token", json={"username": username, "password": password})
+    response = http.post(f"{base}/api/v1/auth/token", json={"username": username, "password": password})
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
@@ -207,54 +210,54 @@ def test_what_one_process_remembers_never_outlives_a_change_made_through_the_oth
     username = env["TEST_USERNAME"]
     admin = _token(a, "admin", env["IMAGIFY_ADMIN_PASSWORD"])
     ann = _token(a, username, PASSWORD)
-    uploaded = httpx.post(f"{a}/api/v1/images", files={"file": ("x.jpg", _jpeg())}, headers=ann)
+    uploaded = http.post(f"{a}/api/v1/images", files={"file": ("x.jpg", _jpeg())}, headers=ann)
     assert uploaded.status_code == 201, uploaded.text
     image_id = uploaded.json()["id"]
-    link = httpx.post(f"{a}/api/v1/images/{image_id}/expiring-links", json={"seconds": 300}, headers=ann)
+    link = http.post(f"{a}/api/v1/images/{image_id}/expiring-links", json={"seconds": 300}, headers=ann)
     link_url = f"{b}/l/{link.json()['token']}"
     thumbnail = f"{b}/api/v1/images/{image_id}/thumbnails/400"
     original = f"{b}/api/v1/images/{image_id}/original"
     for _ in range(3):  # b reads each once from the database, then from memory
-        assert httpx.get(thumbnail, headers=ann, timeout=60).status_code == 200
-        assert httpx.get(original, headers=ann).status_code == 200
-        assert httpx.get(link_url).status_code == 200
-        assert [i["id"] for i in httpx.get(f"{b}/api/v1/images", headers=ann).json()["items"]] == [image_id]
+        assert http.get(thumbnail, headers=ann).status_code == 200
+        assert http.get(original, headers=ann).status_code == 200
+        assert http.get(link_url).status_code == 200
+        assert [i["id"] for i in http.get(f"{b}/api/v1/images", headers=ann).json()["items"]] == [image_id]
 
     # A downgrade through a: b's next request already has the user's new permissions.
-    changed = httpx.patch(f"{a}/api/v1/admin/users/{username}", json={"tiers": ["premium"]}, headers=admin)
+    changed = http.patch(f"{a}/api/v1/admin/users/{username}", json={"tiers": ["premium"]}, headers=admin)
     assert changed.status_code == 200, changed.text
-    assert httpx.get(original, headers=ann).status_code == 403
-    assert httpx.get(thumbnail, headers=ann).status_code == 200
-    assert httpx.get(f"{b}/api/v1/me", headers=ann).json()["tiers"] == ["premium"]
+    assert http.get(original, headers=ann).status_code == 403
+    assert http.get(thumbnail, headers=ann).status_code == 200
+    assert http.get(f"{b}/api/v1/me", headers=ann).json()["tiers"] == ["premium"]
 
     # An edit of the tier itself, through a.
-    edited = httpx.put(f"{a}/api/v1/admin/tiers/premium", json={"permissions": ["thumbnail:200"]}, headers=admin)
+    edited = http.put(f"{a}/api/v1/admin/tiers/premium", json={"permissions": ["thumbnail:200"]}, headers=admin)
     assert edited.status_code == 200, edited.text
     try:
-        assert httpx.get(thumbnail, headers=ann).status_code == 403
+        assert http.get(thumbnail, headers=ann).status_code == 403
     finally:
-        httpx.put(f"{a}/api/v1/admin/tiers/premium", json={"permissions": ["thumbnail:200", "thumbnail:400"]},
+        http.put(f"{a}/api/v1/admin/tiers/premium", json={"permissions": ["thumbnail:200", "thumbnail:400"]},
                   headers=admin)  # fmt: skip
-    assert httpx.get(thumbnail, headers=ann).status_code == 200
+    assert http.get(thumbnail, headers=ann).status_code == 200
 
     # A delete through a: gone from b at once, link included.
-    assert httpx.delete(f"{a}/api/v1/images/{image_id}", headers=ann).status_code == 204
-    assert httpx.get(thumbnail, headers=ann).status_code == 404
-    assert httpx.get(link_url).status_code == 404
-    assert httpx.get(f"{b}/api/v1/images", headers=ann).json()["items"] == []
+    assert http.delete(f"{a}/api/v1/images/{image_id}", headers=ann).status_code == 204
+    assert http.get(thumbnail, headers=ann).status_code == 404
+    assert http.get(link_url).status_code == 404
+    assert http.get(f"{b}/api/v1/images", headers=ann).json()["items"] == []
 
     # A user deleted through a can no longer use the token on b.
-    assert httpx.delete(f"{a}/api/v1/admin/users/{username}", headers=admin).status_code == 204
-    assert httpx.get(f"{b}/api/v1/images", headers=ann).status_code == 401
+    assert http.delete(f"{a}/api/v1/admin/users/{username}", headers=admin).status_code == 204
+    assert http.get(f"{b}/api/v1/images", headers=ann).status_code == 401
 
 
 def test_a_change_made_with_the_cli_applies_to_a_running_server_on_the_next_request(tmp_path, embedded_env):
     with serving(tmp_path, [embedded_env, embedded_env]) as (a, _, _):
         ann = _token(a, "ann", PASSWORD)
-        assert httpx.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["enterprise"]
-        assert httpx.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["enterprise"]  # from memory
+        assert http.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["enterprise"]
+        assert http.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["enterprise"]  # from memory
         subprocess.run(
             [sys.executable, "-m", "imagify.entrypoints.cli", "users", "set-tiers", "ann", "basic"],
             env={**os.environ, **embedded_env}, cwd=tmp_path, check=True, capture_output=True, timeout=60,
         )  # fmt: skip
-        assert httpx.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["basic"]
+        assert http.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["basic"]
