@@ -169,3 +169,15 @@ def test_an_upload_in_flight_when_its_owner_is_deleted_is_deleted_with_them(cont
     with container.uow()() as uow:
         assert uow.images.ids_owned(dave_id) == []
     assert stored_originals(container) == []
+
+
+def test_two_servers_starting_at_once_on_a_database_without_an_admin_both_start(container, paused) -> None:
+    auth = container.auth()
+    assert not auth.has_admin()
+    outcome = race(
+        paused,
+        lambda: auth.ensure_first_admin("the-configured-admin-password"),
+        lambda: auth.ensure_first_admin("the-configured-admin-password"),
+    )
+    assert outcome == {"first": None, "second": None}
+    assert admins(container) == ["admin"]

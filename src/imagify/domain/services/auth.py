@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from imagify.domain.errors import InvalidInput, Unauthorized
+from imagify.domain.errors import Conflict, InvalidInput, Unauthorized
 from imagify.domain.model import User, check_password, check_username
 from imagify.domain.ports import Clock, PasswordHasher, TokenSigner, UnitOfWorkFactory
 from imagify.domain.read_cache import ReadCache
@@ -106,6 +106,17 @@ class AuthService:
         """Create the `admin` user when there is no admin yet; return a generated password."""
         if password:
             check_password(password)
+        try:
+            generated = self._create_first_admin(password)
+        except Conflict:
+            # Another process starting at the same moment created it first.
+            if self.has_admin():
+                return None
+            raise
+        self._cache.users_changed()
+        return generated
+
+    def _create_first_admin(self, password: str | None) -> str | None:
         with self._uow() as uow:
             if uow.users.count_admins() > 0:
                 return None
@@ -120,7 +131,6 @@ class AuthService:
                 tiers = ["enterprise"] if uow.tiers.get("enterprise") is not None else []
                 uow.users.add(User(None, FIRST_ADMIN, password_hash, True, tiers))
             uow.commit()
-        self._cache.users_changed()
         return generated
 
     def has_admin(self) -> bool:
