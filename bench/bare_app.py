@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    # The settings of `imagify serve` (src/imagify/entrypoints/cli.py).
+    # The settings of `imagify serve` (src/imagify/entrypoints/cli/__init__.py).
     uvicorn.run("bench.bare_app:create_app", factory=True, host="127.0.0.1", port=args.port,
                 workers=args.workers, log_level="info")  # fmt: skip
 

@@ -172,7 +172,7 @@ def test_users_set_password_from_stdin_lets_the_user_log_in_with_it(run, migrate
 
 
 def test_users_set_password_prompts_without_echo_on_a_terminal(run, migrated, monkeypatch):
-    monkeypatch.setattr("imagify.entrypoints.cli.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("imagify.entrypoints.cli.common.stdin_is_terminal", lambda: True)
     result = run("users", "set-password", "admin", input="prompted-password\nprompted-password\n")
     assert result.exit_code == 0 and "admin: password changed" in result.output, result.output
     assert "Password:" in result.output and "prompted-password" not in result.output  # not echoed
