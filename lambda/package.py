@@ -30,8 +30,8 @@ ROOT = HERE.parent
 BUILD = HERE / "build"
 DEFAULT_ZIP = BUILD / "imagify-thumbnails.zip"
 RENDER_MODULE = ROOT / "src" / "imagify" / "adapters" / "pillow_render.py"
-CHECKS_MODULE = RENDER_MODULE.with_name("image_checks.py")  # imported by pillow_render
-MORE_CHECKS_MODULE = RENDER_MODULE.with_name("gif_heif_checks.py")  # imported by image_checks
+# pillow_render imports image_checks, which imports the checks of the other formats.
+CHECK_MODULES = [RENDER_MODULE.with_name(f"{name}.py") for name in ("image_checks", "png_checks", "gif_heif_checks")]
 WHEELS = ("pillow", "pillow-heif")  # pinned in pyproject.toml, bundled in the zip
 MIB = 1024 * 1024
 ZIPPED_LIMIT = 50 * MIB  # a direct upload of a .zip
@@ -107,8 +107,8 @@ def stage(wheels: list[Path], python: str, staging: Path) -> None:
     (staging / "imagify" / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
     shutil.copy2(RENDER_MODULE, package / "pillow_render.py")
-    shutil.copy2(CHECKS_MODULE, package / "image_checks.py")
-    shutil.copy2(MORE_CHECKS_MODULE, package / "gif_heif_checks.py")
+    for module in CHECK_MODULES:
+        shutil.copy2(module, package / module.name)
     if python == f"{sys.version_info.major}.{sys.version_info.minor}":
         # /var/task is read-only, so the runtime cannot cache bytecode: ship it. Unchecked
         # hashes, because the zip's timestamps are not the sources'.

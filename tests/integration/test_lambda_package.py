@@ -106,6 +106,7 @@ def test_the_zip_holds_the_handler_the_render_module_and_pillow_but_not_boto3(
     assert {
         "imagify/adapters/pillow_render.py",
         "imagify/adapters/image_checks.py",
+        "imagify/adapters/png_checks.py",
         "imagify/adapters/gif_heif_checks.py",
     } <= set(names)
     assert any(n.startswith("_pillow_heif.") and n.endswith(".so") for n in names)
@@ -116,7 +117,7 @@ def test_the_zip_holds_the_handler_the_render_module_and_pillow_but_not_boto3(
         n
         for n in names
         if n.startswith("imagify/")
-        and not any(part in n for part in ("pillow_render", "image_checks", "gif_heif_checks", "__init__"))
+        and not any(part in n for part in ("pillow_render", "image_checks", "png_checks", "gif_heif_checks", "__init__"))
     ]
     rendered = (ROOT / "src/imagify/adapters/pillow_render.py").read_bytes()
     assert zipfile.ZipFile(host_zip).read("imagify/adapters/pillow_render.py") == rendered

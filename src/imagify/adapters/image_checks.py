@@ -1,5 +1,5 @@
-"""Structural checks of untrusted JPEG, PNG and WebP bytes (GIF, HEIF and AVIF in
-gif_heif_checks), made before any pixel is decoded.
+"""Structural checks of untrusted JPEG and WebP bytes (PNG in png_checks, GIF, HEIF and
+AVIF in gif_heif_checks), made before any pixel is decoded.
 
 Each check reads what a decoder will later parse (markers, chunks, headers) and refuses what
 no real encoder writes: thousands of JPEG scans, scan data too short for the declared size,
@@ -13,17 +13,13 @@ from __future__ import annotations
 import itertools
 import re
 import struct
-import zlib
 from dataclasses import dataclass
 
-from imagify.adapters import gif_heif_checks  # refers back to this module only when called
+from imagify.adapters import gif_heif_checks, png_checks  # they refer back to this module only when called
 
 MAX_JPEG_SCANS = 100  # libjpeg's progressive script writes 10, jpegtran/mozjpeg a few dozen
 MAX_FRAMES = 1000
 INFLATE_STEP = 1024 * 1024  # bytes inflated (and dropped) at a time
-# PngImagePlugin's defaults, used when Pillow is not importable (the checks' own tests).
-MAX_TEXT_CHUNK = 1024 * 1024
-MAX_TEXT_MEMORY = 64 * MAX_TEXT_CHUNK
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _JPEG_PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
@@ -56,7 +52,7 @@ def check(data: bytes, deep: bool = False) -> Layout:
     if data[:2] == b"\xff\xd8":
         return check_jpeg(data)
     if data[:8] == PNG_SIGNATURE:
-        return check_png(data, deep)
+        return png_checks.check_png(data, deep)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return check_webp(data)
     if gif_heif_checks.is_gif(data):
@@ -72,7 +68,7 @@ def layout(data: bytes) -> Layout:
         (_, width, height, components), _ = _jpeg_headers(data)
         return Layout("JPEG", width, height, 1 if len(components) == 1 else 4)
     if data[:8] == PNG_SIGNATURE and len(data) >= 33:
-        return _png_header(data[12:16], data[16:29])
+        return png_checks.png_header(data[12:16], data[16:29])
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
         kind, length = data[12:16], struct.unpack_from("<I", data, 16)[0]
         if kind == b"VP8X":
@@ -184,162 +180,8 @@ def _jpeg_headers(data: bytes) -> tuple[tuple[int, int, int, list[tuple[int, int
     raise BadStructure("the JPEG is truncated before its first scan")
 
 
-# PNG
-
-
-def check_png(data: bytes, deep: bool = False) -> Layout:
-    max_chunk, max_memory = _text_limits()
-    pos, size = 8, len(data)
-    layout: Layout | None = None
-    inflater = zlib.decompressobj() if deep else None
-    filters: _FilterTypes | None = None
-    text_memory = frames = declared_frames = inflated = expected = 0
-    while True:
-        if pos + 12 > size:
-            raise BadStructure("the PNG is truncated: it ends before its IEND chunk")
-        length, kind = struct.unpack_from(">I4s", data, pos)
-        body = pos + 8
-        if length > size - body - 4:
-            raise BadStructure(f"the PNG is truncated inside its {_name(kind)} chunk")
-        chunk = data[body : body + length]
-        if deep:
-            (crc,) = struct.unpack_from(">I", data, body + length)
-            if zlib.crc32(chunk, zlib.crc32(kind)) != crc:
-                raise BadStructure(f"the PNG's {_name(kind)} chunk fails its checksum")
-        pos = body + length + 4
-        if layout is None:
-            layout = _png_header(kind, chunk)
-            scanlines = _png_scanlines(chunk)
-            expected, filters = sum(n * rows for n, rows in scanlines), _FilterTypes(scanlines)
-        elif kind == b"IDAT":
-            if inflater is not None and filters is not None:
-                inflated += _inflate_pixels(inflater, chunk, filters)
-        elif kind in (b"tEXt", b"zTXt", b"iTXt"):
-            text_memory += _text_length(kind, chunk, max_chunk)
-            if text_memory > max_memory:
-                raise BadStructure(
-                    f"the PNG's text chunks hold more than {max_memory} bytes, "
-                    "more than the renderer reads"
-                )
-        elif kind == b"acTL" and length >= 4:
-            (declared_frames,) = struct.unpack_from(">I", chunk)
-        elif kind == b"fcTL":
-            frames += 1
-        elif kind == b"IEND":
-            break
-        if max(frames, declared_frames) > MAX_FRAMES:
-            raise BadStructure(f"the PNG has more than {MAX_FRAMES} animation frames")
-    if inflater is not None and (not inflater.eof or inflated < expected):
-        assert layout is not None
-        raise BadStructure(
-            f"the PNG's pixel data is shorter than its declared {layout.width}x{layout.height}: "
-            "truncated or lying about its size"
-        )
-    assert layout is not None
-    return layout
-
-
-def _png_scanlines(ihdr: bytes) -> list[tuple[int, int]]:
-    """(bytes per filtered scanline, scanlines) the IHDR promises, for each of the 7 passes
-    if interlaced."""
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
-    bits = depth * {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
-    passes = [(0, 0, 1, 1)]
-    if interlace:
-        passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
-    scanlines = []
-    for x0, y0, dx, dy in passes:
-        w, h = _ceil(max(0, width - x0), dx), _ceil(max(0, height - y0), dy)
-        if w and h:
-            scanlines.append((1 + _ceil(w * bits, 8), h))
-    return scanlines
-
-
-class _FilterTypes:
-    """Checks, as the pixel data inflates, the byte that starts every scanline: a filter
-    type from 0 to 4, or the decoder refuses the image when it renders."""
-
-    def __init__(self, scanlines: list[tuple[int, int]]) -> None:
-        self._left = list(reversed(scanlines))  # (row length, rows left), the next one last
-        self._skip = 0  # bytes before the next filter byte
-
-    def feed(self, data: bytes) -> None:
-        at = self._skip
-        while self._left and at < len(data):
-            length, rows = self._left[-1]
-            count = min(rows, _ceil(len(data) - at, length))
-            if max(data[at : at + count * length : length]) > 4:
-                raise BadStructure("the PNG's pixel data has a scanline with an invalid filter type")
-            at += count * length
-            if count == rows:
-                self._left.pop()
-            else:
-                self._left[-1] = (length, rows - count)
-        self._skip = max(0, at - len(data))
-
-
-def _png_header(kind: bytes, chunk: bytes) -> Layout:
-    if kind != b"IHDR" or len(chunk) != 13:
-        raise BadStructure("the PNG does not start with a valid IHDR header")
-    width, height, depth, colour = struct.unpack_from(">IIBB", chunk)
-    if width == 0 or height == 0:
-        raise BadStructure("the PNG declares a zero width or height")
-    bands = 1 if colour in (0, 3) and depth <= 8 else 4  # Pillow keeps RGB as 4 bytes a pixel
-    return Layout("PNG", width, height, bands)
-
-
-def _inflate_pixels(inflater: zlib._Decompress, data: bytes, filters: _FilterTypes) -> int:
-    """Bytes inflated from `data`, in bounded steps, each checked by `filters`, keeping none."""
-    inflated = 0
-    try:
-        while data and not inflater.eof:
-            pixels = inflater.decompress(data, INFLATE_STEP)
-            filters.feed(pixels)
-            inflated += len(pixels)
-            data = inflater.unconsumed_tail
-    except zlib.error as e:
-        raise BadStructure(f"the PNG's pixel data is corrupt: {e}") from None
-    return inflated
-
-
-def _text_length(kind: bytes, chunk: bytes, max_chunk: int) -> int:
-    """Bytes of text the chunk holds once inflated; refuses what Pillow refuses to inflate."""
-    keyword, _, rest = chunk.partition(b"\0")
-    if kind == b"tEXt":
-        return len(rest)
-    if kind == b"zTXt":
-        compressed = rest[1:]
-    else:  # iTXt: flag, method, language\0, translated keyword\0, text
-        if len(rest) < 2:
-            return 0
-        flag, rest = rest[0], rest[2:]
-        text = rest.split(b"\0", 2)[-1]
-        if not flag:
-            return len(text)
-        compressed = text
-    inflater = zlib.decompressobj()
-    try:
-        text = inflater.decompress(compressed, max_chunk)
-    except zlib.error as e:
-        raise BadStructure(f"the PNG's {_name(kind)} text chunk is corrupt: {e}") from None
-    if inflater.unconsumed_tail:
-        raise BadStructure(
-            f"the PNG has a text chunk ({_name(kind)}) that inflates to more than {max_chunk} "
-            "bytes (a decompression bomb)"
-        )
-    return len(text)
-
-
-def _text_limits() -> tuple[int, int]:
-    """Pillow's limits as configured now, so a chunk the renderer refuses is refused here."""
-    try:
-        from PIL import PngImagePlugin
-    except ImportError:
-        return MAX_TEXT_CHUNK, MAX_TEXT_MEMORY
-    return PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY
-
-
-def _name(kind: bytes) -> str:
+def chunk_name(kind: bytes) -> str:
+    """A PNG or RIFF chunk's four-letter name, as a message shows it."""
     return kind.decode("latin-1").strip()
 
 
@@ -361,7 +203,7 @@ def check_webp(data: bytes) -> Layout:
         width, height, _ = _bitstream_size(kind, body, length, data)
         return Layout("WEBP", width, height, 4)
     if kind != b"VP8X" or length < 10:
-        raise BadStructure(f"the WebP starts with a {_name(kind)} chunk, not VP8, VP8L or VP8X")
+        raise BadStructure(f"the WebP starts with a {chunk_name(kind)} chunk, not VP8, VP8L or VP8X")
     flags = data[body]
     width = 1 + int.from_bytes(data[body + 4 : body + 7], "little")
     height = 1 + int.from_bytes(data[body + 7 : body + 10], "little")
@@ -389,7 +231,7 @@ def _riff_chunks(data: bytes, pos: int, end: int):  # type: ignore[no-untyped-de
         kind = data[pos : pos + 4]
         (length,) = struct.unpack_from("<I", data, pos + 4)
         if pos + 8 + length > end:
-            raise BadStructure(f"the WebP's {_name(kind)} chunk runs past the end of the file")
+            raise BadStructure(f"the WebP's {chunk_name(kind)} chunk runs past the end of the file")
         yield kind, pos + 8, length
         pos += 8 + length + (length & 1)
 
