@@ -175,3 +175,24 @@ def test_two_admins_saving_the_same_tier_at_once_keep_each_others_changes(client
     assert set(container.admin().get_tier("premium").permissions.codenames) == {
         "thumbnail:200", "thumbnail:400", "thumbnail:800", "format:webp", "can_access_original_image",
     }
+
+
+def test_logging_out_ends_that_session_only_and_its_old_cookie_is_sent_to_log_in(client, make_user):
+    ann = make_user("ann", "basic")
+    console_login(client, "ann")
+    old_session = client.cookies[SESSION_COOKIE]
+    page = client.get("/console/")  # used, so the session is remembered
+    assert page.status_code == 200
+    response = client.post("/console/logout", data={"csrf_token": FIELD.search(page.text).group(1)},
+                           follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/console/login?done=logged-out"
+    assert SESSION_COOKIE not in client.cookies  # the cookie is cleared
+    # Someone who copied the cookie before gets the login page, not the console.
+    stale = client.get("/console/", headers={"Cookie": f"{SESSION_COOKIE}={old_session}"}, follow_redirects=False)
+    assert stale.status_code == 303 and stale.headers["location"].startswith("/console/login")
+    as_token = client.get("/api/v1/images", headers={"Authorization": f"Bearer {old_session}"})
+    assert as_token.status_code == 401 and "logged out" in as_token.json()["detail"]
+    # The same user's other sessions and tokens go on.
+    assert client.get("/api/v1/me", headers=ann.headers).status_code == 200
+    console_login(client, "ann")
+    assert "My images" in client.get("/console/").text

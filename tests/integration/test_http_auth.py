@@ -175,3 +175,43 @@ def test_a_downgrade_takes_effect_on_the_next_request(client, make_user, contain
     assert_error(client.get(f"/api/v1/images/{image_id}/thumbnails/400", headers=ann.headers), 403)
     links = client.get(f"/api/v1/images/{image_id}", headers=ann.headers).json()["links"]
     assert set(links["thumbnails"]) == {"200"}
+
+
+def _second_token(client, username: str = "ann") -> dict[str, str]:
+    response = client.post(TOKEN, json={"username": username, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_deleting_the_token_logs_it_out_while_another_token_of_the_user_still_works(client, ann):
+    other = _second_token(client)
+    assert client.get("/api/v1/me", headers=ann.headers).status_code == 200  # used, so remembered
+    response = client.delete(TOKEN, headers=ann.headers)
+    assert response.status_code == 204 and response.content == b""
+    assert "logged out" in assert_error(client.get("/api/v1/me", headers=ann.headers), 401)
+    assert_error(client.get("/api/v1/images", headers=ann.headers), 401)
+    assert client.get("/api/v1/me", headers=other).json()["username"] == "ann"
+    assert_error(client.delete(TOKEN, headers=ann.headers), 401)  # already ended
+    assert client.delete(TOKEN, headers=other).status_code == 204
+
+
+def test_a_logged_out_token_no_longer_opens_image_bytes_even_from_memory(client, ann):
+    image_id = upload(client, ann, image_bytes()).json()["id"]
+    thumbnail = f"/api/v1/images/{image_id}/thumbnails/200"
+    for _ in range(2):  # the second from memory
+        assert client.get(thumbnail, headers=ann.headers).status_code == 200
+    assert client.delete(TOKEN, headers=ann.headers).status_code == 204
+    assert "logged out" in assert_error(client.get(thumbnail, headers=ann.headers), 401)
+
+
+def test_deleting_the_token_wants_a_live_bearer_token(client, bad_authorization):
+    response = client.delete(TOKEN, headers=bad_authorization)
+    assert_error(response, 401)
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_logout_route_is_documented_with_its_answers(client):
+    operation = client.get("/schema/openapi.json").json()["paths"]["/api/v1/auth/token"]["delete"]
+    assert {"204", "401"} <= set(operation["responses"])
+    assert {"OAuth2PasswordBearer": []} in operation["security"]
+    assert "log out" in operation["summary"].lower()

@@ -12,7 +12,7 @@ from imagify.entrypoints.http.app import create_app
 from tests.integration.conftest import assert_error, embedded_settings, running_app
 
 CONTRACT = {
-    "/api/v1/auth/token": {"post"},
+    "/api/v1/auth/token": {"post", "delete"},
     "/api/v1/me": {"get"},
     "/api/v1/images": {"get", "post"},
     "/api/v1/images/{image_id}": {"get", "delete"},

@@ -2,7 +2,7 @@
 every kind of bad credential, as a non-admin, and with another user's image ids.
 
 A new route is covered without editing this file: it must either refuse a missing token
-(401), or be added to PUBLIC below on purpose. A new console route (under /console) must
+(401), or be added to PUBLIC below on purpose (with the methods anyone may use). A new console route (under /console) must
 send a visitor without a live session to the login page (401 for a change), refuse a
 change without its CSRF token, and follow the same admin and tenancy rules.
 """
@@ -27,18 +27,19 @@ from imagify.entrypoints.http.deps import SESSION_COOKIE
 from imagify.settings import secret_key
 from tests.integration.conftest import assert_error, upload
 
-# Routes anyone may call, as Litestar spells their paths. Everything else needs a token.
-PUBLIC = {
-    "/api/v1/auth/token",
-    "/l/{token:str}",
-    "/health/live",
-    "/health/ready",
-    "/",
-    "/docs/static/{file_path:path}",
-    "/metrics",
-    "/schema",
-    "/schema/openapi.json",
-    "/schema/{path:str}",
+# Routes anyone may call, as Litestar spells their paths, with the methods anyone may use
+# (None: all of them). Everything else needs a token: logging out (DELETE) on the token route too.
+PUBLIC: dict[str, set[str] | None] = {
+    "/api/v1/auth/token": {"POST"},
+    "/l/{token:str}": None,
+    "/health/live": None,
+    "/health/ready": None,
+    "/": None,
+    "/docs/static/{file_path:path}": None,
+    "/metrics": None,
+    "/schema": None,
+    "/schema/openapi.json": None,
+    "/schema/{path:str}": None,
 }
 CONSOLE = "/console"
 # Console routes anyone may call; every other console route needs a live session.
@@ -87,9 +88,16 @@ def assert_refusal(response, method: str, status: int) -> str:
     return ""
 
 
+def public(method: str, route: str) -> bool:
+    if route not in PUBLIC:
+        return False
+    methods = PUBLIC[route]
+    return methods is None or method in methods or (method == "HEAD" and "GET" in methods)
+
+
 def protected(app, **values: str) -> list[tuple[str, str, str]]:
     """The API's routes that need a bearer token (the console's are below)."""
-    return [op for op in operations(app, **values) if op[2] not in PUBLIC and not op[2].startswith(CONSOLE)]
+    return [op for op in operations(app, **values) if not public(op[0], op[2]) and not op[2].startswith(CONSOLE)]
 
 
 def console_pages(app, **values: str) -> list[tuple[str, str, str]]:
@@ -175,12 +183,14 @@ def test_every_protected_route_refuses_a_bad_credential_with_a_401(client, bad_h
 
 def test_the_public_routes_really_are_public_and_nothing_else_is(client):
     for method, path, route in operations(client.app):
-        if route not in PUBLIC | CONSOLE_PUBLIC:
+        if not public(method, route) and route not in CONSOLE_PUBLIC:
             continue
         response = client.request(method, path)
         assert response.status_code != 401, (method, path, response.text)
-    routes = {route for *_, route in operations(client.app)}
-    assert routes >= PUBLIC | CONSOLE_PUBLIC, "PUBLIC names a route that is gone"
+    ops = {(method, route) for method, _, route in operations(client.app)}
+    named = {(method, route) for route, methods in PUBLIC.items() for method in methods or ()}
+    assert {route for _, route in ops} >= set(PUBLIC) | CONSOLE_PUBLIC, "PUBLIC names a route that is gone"
+    assert ops >= named, "PUBLIC names a method a route no longer has"
 
 
 def test_a_non_admin_gets_403_on_every_admin_route_and_changes_nothing(client, make_user, container):
@@ -242,7 +252,8 @@ def test_the_signer_refuses_unsigned_and_empty_key_tokens_directly():
                   forged({"alg": "None"}, claims, None), forged({"alg": "HS256"}, claims, None)):
         with pytest.raises(Unauthorized):
             signer.read(token, now)
-    assert signer.read(signer.issue(1, 0, now)[0], now) == (1, 0)
+    claims = signer.read(signer.issue(1, 0, now)[0], now)
+    assert (claims.user_id, claims.version) == (1, 0)
 
 
 # The console: the same rules through a session cookie, and CSRF on every change.

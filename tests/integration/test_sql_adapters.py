@@ -40,7 +40,7 @@ from imagify.domain.ports import Cursor
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"users", "tiers", "tier_permissions", "user_tiers", "images", "renditions", "links"}
+TABLES = {"users", "tiers", "tier_permissions", "user_tiers", "images", "renditions", "links", "revoked_tokens"}
 T0 = datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=UTC)
 
 
@@ -94,7 +94,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrading_an_empty_database_creates_the_tables_and_built_in_tiers(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0006"
+    assert current_revision(database_url) == head_revision() == "0007"
     assert _tables(database_url) == TABLES
     engine = make_engine(database_url)
     try:
@@ -244,6 +244,47 @@ def test_saving_a_tier_replaces_its_permissions_and_deleting_removes_them(
     with uow() as u:
         assert u.tiers.get("pros") is None
         assert [t.name for t in u.tiers.list()] == ["basic", "enterprise", "premium"]
+
+
+# Revoked tokens
+
+
+def test_revoked_tokens_are_listed_until_they_expire_and_forgotten_after_per_user(
+    uow: SqlAlchemyUnitOfWorkFactory,
+) -> None:
+    with uow() as u:
+        ann = u.users.add(User(None, "ann", "hash", False, [])).id
+        bob = u.users.add(User(None, "bob", "hash", False, [])).id
+        u.revoked_tokens.add(ann, "a" * 64, T0 + timedelta(minutes=1))
+        u.revoked_tokens.add(ann, "b" * 22, T0 + timedelta(hours=1))
+        u.revoked_tokens.add(ann, "b" * 22, T0 + timedelta(hours=1))  # again: no error, one row
+        u.revoked_tokens.add(bob, "c" * 22, T0 - timedelta(minutes=1))
+        u.commit()
+    with uow() as u:
+        assert u.revoked_tokens.live(ann, T0) == {"a" * 64, "b" * 22}
+        assert u.revoked_tokens.live(ann, T0 + timedelta(minutes=1)) == {"b" * 22}  # expired at its expiry
+        assert u.revoked_tokens.live(bob, T0) == frozenset()
+        u.revoked_tokens.delete_expired(ann, T0 + timedelta(minutes=1))
+        u.commit()
+    with uow() as u:
+        assert u.revoked_tokens.live(ann, T0 - timedelta(days=1)) == {"b" * 22}
+        assert u.revoked_tokens.live(bob, T0 - timedelta(days=1)) == {"c" * 22}  # only ann's went
+        u.users.delete(bob)
+        u.commit()
+    with uow() as u:
+        assert u.revoked_tokens.live(bob, T0 - timedelta(days=1)) == frozenset()  # gone with bob
+
+
+def test_a_revoked_token_is_told_apart_from_another_whose_id_differs_only_in_case(
+    uow: SqlAlchemyUnitOfWorkFactory,
+) -> None:
+    with uow() as u:
+        ann = u.users.add(User(None, "ann", "hash", False, [])).id
+        u.revoked_tokens.add(ann, "AbC", T0)
+        u.revoked_tokens.add(ann, "abc", T0)  # a different id: MySQL compares bytes here too
+        u.commit()
+    with uow() as u:
+        assert u.revoked_tokens.live(ann, T0 - timedelta(seconds=1)) == {"AbC", "abc"}
 
 
 # Images and renditions
@@ -544,3 +585,22 @@ def sa_table(name: str):  # type: ignore[no-untyped-def]
 
     return table(name, *(column(c) for c in (
         "image_id", "height", "storage_key", "content_type", "size_bytes", "pixel_width", "pixel_height", "sha256")))  # fmt: skip
+
+
+def test_upgrading_to_0007_adds_revoked_tokens_and_downgrading_drops_them(database_url: str) -> None:
+    upgrade(database_url, "0006")
+    assert "revoked_tokens" not in _tables(database_url)
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            ann = uow.users.add(User(None, "ann", "hash", False, [])).id
+            uow.revoked_tokens.add(ann, "t" * 22, T0)
+            uow.commit()
+        downgrade(database_url, "0006")
+        assert "revoked_tokens" not in _tables(database_url)
+        upgrade(database_url)  # and back again
+        with SqlAlchemyUnitOfWork(engine) as uow:
+            assert uow.revoked_tokens.live(ann, T0 - timedelta(hours=1)) == frozenset()
+    finally:
+        engine.dispose()

@@ -261,3 +261,17 @@ def test_a_change_made_with_the_cli_applies_to_a_running_server_on_the_next_requ
             env={**os.environ, **embedded_env}, cwd=tmp_path, check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         assert http.get(f"{a}/api/v1/me", headers=ann).json()["tiers"] == ["basic"]
+
+
+def test_a_token_logged_out_through_one_process_is_refused_by_the_other_at_once(two_servers_any):
+    a, b, env = two_servers_any
+    username = env["TEST_USERNAME"]
+    ann, other = _token(a, username, PASSWORD), _token(a, username, PASSWORD)
+    for _ in range(2):  # b reads the user once from the database, then from memory
+        assert http.get(f"{b}/api/v1/me", headers=ann).status_code == 200
+        assert http.get(f"{b}/api/v1/me", headers=other).status_code == 200
+    assert http.delete(f"{a}/api/v1/auth/token", headers=ann).status_code == 204
+    refused = http.get(f"{b}/api/v1/me", headers=ann)
+    assert refused.status_code == 401 and "logged out" in refused.json()["detail"]
+    assert http.get(f"{a}/api/v1/me", headers=ann).status_code == 401
+    assert http.get(f"{b}/api/v1/me", headers=other).json()["username"] == username  # the other session goes on

@@ -27,7 +27,7 @@ from imagify.domain.model import (
 )
 from imagify.domain.permissions import BUILT_IN_TIERS, Permissions, Tier
 from imagify.domain.quotas import Limits, Usage
-from imagify.domain.ports import Cursor, Leftover, StoredBlob
+from imagify.domain.ports import Cursor, Leftover, StoredBlob, TokenClaims
 
 
 class Store:
@@ -38,6 +38,7 @@ class Store:
         self.tiers: dict[str, Tier] = {t.name: t for t in BUILT_IN_TIERS}
         self.images: dict[str, Image] = {}
         self.renditions: dict[tuple[str, int, str], Rendition] = {}
+        self.revoked_tokens: dict[tuple[int, str], datetime] = {}  # (user id, token id): expiry
         self.next_user_id = 1
         self.commits = 0
 
@@ -90,6 +91,8 @@ class FakeUserRepository:
 
     def delete(self, user_id: int) -> None:
         self._s.users.pop(user_id, None)
+        for key in [k for k in self._s.revoked_tokens if k[0] == user_id]:
+            del self._s.revoked_tokens[key]
 
     def count_admins(self) -> int:
         return sum(u.is_admin for u in self._s.users.values())
@@ -218,6 +221,21 @@ class FakeRenditionRepository:
             del self._s.renditions[key]
 
 
+class FakeRevokedTokenRepository:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    def add(self, user_id: int, token_id: str, expires_at: datetime) -> None:
+        self._s.revoked_tokens.setdefault((user_id, token_id), expires_at)
+
+    def live(self, user_id: int, now: datetime) -> frozenset[str]:
+        return frozenset(t for (u, t), expires in self._s.revoked_tokens.items() if u == user_id and expires > now)
+
+    def delete_expired(self, user_id: int, now: datetime) -> None:
+        for key in [k for k, expires in self._s.revoked_tokens.items() if k[0] == user_id and expires <= now]:
+            del self._s.revoked_tokens[key]
+
+
 class FakeUnitOfWork:
     """Works on a copy of the store and writes it back on commit, like a transaction."""
 
@@ -233,6 +251,7 @@ class FakeUnitOfWork:
         self.tiers = FakeTierRepository(self._work)
         self.images = FakeImageRepository(self._work)
         self.renditions = FakeRenditionRepository(self._work)
+        self.revoked_tokens = FakeRevokedTokenRepository(self._work)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -409,21 +428,25 @@ class FakeHasher:
 
 
 class FakeSigner:
+    """Tokens in clear, `token:<user>:<version>:<expiry>:<id>`, each with an id of its own."""
+
     def __init__(self, ttl: timedelta = timedelta(hours=1)) -> None:
         self._ttl = ttl
+        self._issued = 0
 
     def issue(self, user_id: int, version: int, now: datetime) -> tuple[str, datetime]:
         expires = now + self._ttl
-        return f"token:{user_id}:{version}:{expires.timestamp()}", expires
+        self._issued += 1
+        return f"token:{user_id}:{version}:{expires.timestamp()}:t{self._issued}", expires
 
-    def read(self, token: str, now: datetime) -> tuple[int, int]:
+    def read(self, token: str, now: datetime) -> TokenClaims:
         try:
-            _, user_id, version, expires = token.split(":")
+            _, user_id, version, expires, token_id = token.split(":")
         except ValueError:
             raise Unauthorized("invalid token") from None
         if float(expires) <= now.timestamp():
             raise Unauthorized("expired token")
-        return int(user_id), int(version)
+        return TokenClaims(int(user_id), int(version), token_id, datetime.fromtimestamp(float(expires), UTC))
 
 
 class FakeClock:

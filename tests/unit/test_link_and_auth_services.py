@@ -109,3 +109,72 @@ def test_the_last_admin_can_be_neither_demoted_nor_deleted(world):
     world.user("second", is_admin=True)
     world.admin.update_user("cli", "root", is_admin=False)
     assert [u.username for u in world.admin.list_users()[0] if u.is_admin] == ["second"]
+
+
+# Logging out: one token ends, the user's others go on.
+
+
+def test_a_logged_out_token_is_refused_while_the_users_other_tokens_still_work(world):
+    world.user("ann")
+    token, _ = world.auth.issue_token("ann", "a-long-password")
+    other, _ = world.auth.issue_token("ann", "a-long-password")
+    world.auth.revoke(token)
+    with pytest.raises(Unauthorized, match="logged out; log in again"):
+        world.auth.authenticate(token)
+    assert world.auth.authenticate(other).username == "ann"
+
+
+def test_a_token_that_no_longer_works_cannot_be_logged_out_again(world):
+    world.user("ann")
+    token, _ = world.auth.issue_token("ann", "a-long-password")
+    world.auth.revoke(token)
+    with pytest.raises(Unauthorized, match="logged out"):
+        world.auth.revoke(token)
+    with pytest.raises(Unauthorized):
+        world.auth.revoke("not-a-token")
+    assert len(world.uow.store.revoked_tokens) == 1
+
+
+def test_a_logout_forgets_the_users_revoked_tokens_that_have_expired_since(world):
+    world.user("ann")
+    world.user("bob")
+    old, _ = world.auth.issue_token("ann", "a-long-password")
+    bobs, _ = world.auth.issue_token("bob", "a-long-password")
+    world.auth.revoke(old)
+    world.auth.revoke(bobs)
+    world.clock.advance(hours=1)  # both revoked tokens have expired
+    token, _ = world.auth.issue_token("ann", "a-long-password")
+    world.auth.revoke(token)
+    ann_id, bob_id = (world.admin.get_user(name).id for name in ("ann", "bob"))
+    # ann's expired row went with her logout; bob's waits for his next one.
+    assert sorted(user for user, _ in world.uow.store.revoked_tokens) == [ann_id, bob_id]
+
+
+def test_a_deleted_users_revoked_tokens_go_with_them(world):
+    world.user("root", is_admin=True)
+    world.user("ann")
+    token, _ = world.auth.issue_token("ann", "a-long-password")
+    world.auth.revoke(token)
+    world.admin.delete_user("root", "ann")
+    assert world.uow.store.revoked_tokens == {}
+
+
+def test_a_logout_changes_only_its_users_counter_so_no_one_elses_memory_is_dropped(world):
+    ann = world.user("ann")
+    token, _ = world.auth.issue_token("ann", "a-long-password")
+    before = dict(world.counters.values)
+    world.auth.revoke(token)
+    changed = {k for k in {*before, *world.counters.values} if before.get(k) != world.counters.values.get(k)}
+    assert changed == {ann.id}
+
+
+def test_two_tokens_issued_in_the_same_second_differ_and_each_has_an_id_of_its_own():
+    from datetime import UTC, datetime
+
+    from imagify.adapters.security import JwtTokenSigner
+
+    signer = JwtTokenSigner("a-secret-of-at-least-thirty-two-characters!", timedelta(hours=1))
+    now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+    first, second = (signer.issue(7, 0, now)[0] for _ in range(2))
+    assert first != second
+    assert signer.read(first, now).token_id != signer.read(second, now).token_id

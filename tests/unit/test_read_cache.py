@@ -254,8 +254,9 @@ def test_a_token_signature_is_checked_once_but_expiry_on_every_read():
     clock = FakeClock()
     signer = JwtTokenSigner("a-secret-of-at-least-thirty-two-characters!", timedelta(seconds=60))
     token, _ = signer.issue(7, 0, clock.now())
-    assert signer.read(token, clock.now()) == (7, 0)
-    assert signer.read(token, clock.now()) == (7, 0)
+    claims = signer.read(token, clock.now())
+    assert (claims.user_id, claims.version) == (7, 0)
+    assert signer.read(token, clock.now()) == claims
     with pytest.raises(Unauthorized, match="expired"):
         signer.read(token, clock.now() + timedelta(seconds=60))
     with pytest.raises(Unauthorized, match="invalid"):
@@ -398,3 +399,38 @@ def test_a_changed_password_ends_every_earlier_token(world):
         asyncio.run(world.auth.known(token))
     fresh, _ = world.auth.issue_token("ann", "another-long-one")
     assert world.auth.authenticate(fresh).username == "ann"
+
+
+def test_a_token_served_from_memory_is_refused_at_once_after_its_logout(counted):
+    from imagify.domain.errors import Unauthorized
+
+    counted.user("ann", "basic")
+    token, _ = counted.auth.issue_token("ann", "a-long-password")
+    other, _ = counted.auth.issue_token("ann", "a-long-password")
+    counted.auth.authenticate(token)
+    assert asyncio.run(counted.auth.known(token)).username == "ann"  # warm: from memory
+    counted.uow.opened = 0
+    counted.auth.authenticate(token)
+    assert counted.uow.opened == 0  # the revoked ids are in memory with the user
+    counted.auth.revoke(token)
+    assert asyncio.run(counted.auth.known(token)) is None  # what memory held is no longer true
+    with pytest.raises(Unauthorized, match="logged out"):
+        counted.auth.authenticate(token)
+    with pytest.raises(Unauthorized, match="logged out"):  # from memory, once read again
+        asyncio.run(counted.auth.known(token))
+    assert counted.auth.authenticate(other).username == "ann"
+
+
+def test_a_logout_through_one_process_is_seen_by_another_that_remembers_the_token(world):
+    """Two processes: their own memory, one database and one set of counters between them."""
+    from imagify.domain.errors import Unauthorized
+
+    world.user("ann", "basic")
+    token, _ = world.auth.issue_token("ann", "a-long-password")
+    other = AuthService(world.uow, FakeHasher(), FakeSigner(), world.clock, ReadCache(world.counters))
+    other.authenticate(token)
+    assert asyncio.run(other.known(token)).username == "ann"  # b remembers it
+    world.auth.revoke(token)  # through a
+    assert asyncio.run(other.known(token)) is None  # b's memory no longer holds
+    with pytest.raises(Unauthorized, match="logged out"):
+        other.authenticate(token)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from datetime import datetime, timedelta
+import secrets
+from datetime import UTC, datetime, timedelta
 
 import argon2
 import jwt
 
 from imagify.domain.errors import Unauthorized
+from imagify.domain.ports import TokenClaims
+
+TOKEN_ID_LENGTH = 64  # at most, as stored by a logout
 
 
 class Argon2PasswordHasher:
@@ -27,8 +31,9 @@ class Argon2PasswordHasher:
 
 
 class JwtTokenSigner:
-    """Tokens carry only the user id, its token version and expiry: permissions (and
-    whether the version is still the user's) are read on every request.
+    """Tokens carry only the user id, its token version, expiry and a random id (`jti`):
+    permissions (and whether the version is still the user's, whether the token was
+    logged out) are read on every request. A token from before ids has its hash for one.
 
     A token whose signature checked out is remembered (a bounded LRU): it is a pure
     function of the token and the secret, so a client's next request skips the HMAC and
@@ -50,16 +55,17 @@ class JwtTokenSigner:
             "ver": version,
             "iat": int(now.timestamp()),
             "exp": int(expires.timestamp()),
+            "jti": secrets.token_urlsafe(16),  # two tokens of one second still differ
         }
         return jwt.encode(claims, self._secret, algorithm=self._ALGORITHM), expires
 
-    def read(self, token: str, now: datetime) -> tuple[int, int]:
-        user_id, version, expires = self._verified(token)  # raises Unauthorized (never remembered)
-        if expires <= now.timestamp():
+    def read(self, token: str, now: datetime) -> TokenClaims:
+        claims = self._verified(token)  # raises Unauthorized (never remembered)
+        if claims.expires_at <= now:
             raise Unauthorized("the bearer token has expired; log in again")
-        return user_id, version
+        return claims
 
-    def _verify(self, token: str) -> tuple[int, int, float]:
+    def _verify(self, token: str) -> TokenClaims:
         try:
             claims = jwt.decode(
                 token,
@@ -72,9 +78,13 @@ class JwtTokenSigner:
         version = claims.get("ver", 0)  # tokens from before versions: the first version
         if isinstance(version, bool) or not isinstance(version, int):
             raise Unauthorized("the bearer token is invalid; log in again")
+        token_id = claims.get("jti", token_hash(token))
+        if not isinstance(token_id, str) or not 0 < len(token_id) <= TOKEN_ID_LENGTH:
+            raise Unauthorized("the bearer token is invalid; log in again")
         try:
-            return int(claims["sub"]), version, float(claims["exp"])
-        except (TypeError, ValueError):
+            expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
+            return TokenClaims(int(claims["sub"]), version, token_id, expires)
+        except (TypeError, ValueError, OverflowError, OSError):
             raise Unauthorized("the bearer token is invalid; log in again") from None
 
 

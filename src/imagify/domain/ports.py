@@ -26,7 +26,8 @@ class UserRepository(Protocol):
         """Write the name, admin flag and tiers (not the password: see set_password)."""
     def set_password(self, user_id: int, password_hash: str) -> None:
         """Replace the password and raise token_version, ending every older token."""
-    def delete(self, user_id: int) -> None: ...
+    def delete(self, user_id: int) -> None:
+        """Remove the user with what is theirs alone: tiers held, revoked tokens."""
     def count_admins(self) -> int: ...
     def count_holding_tier(self, tier_name: str) -> int: ...
     def lock(self, user_id: int, exclusive: bool) -> bool:
@@ -91,6 +92,17 @@ class RenditionRepository(Protocol):
     def delete_for(self, image_id: str) -> None: ...
 
 
+class RevokedTokenRepository(Protocol):
+    """Tokens ended before their expiry (a logout), by their id, under their user."""
+
+    def add(self, user_id: int, token_id: str, expires_at: datetime) -> None:
+        """Record the token as revoked until it expires; a second add of it changes nothing."""
+    def live(self, user_id: int, now: datetime) -> frozenset[str]:
+        """The ids of the user's revoked tokens that have not expired yet."""
+    def delete_expired(self, user_id: int, now: datetime) -> None:
+        """Forget the user's revoked tokens that have expired: they end on their own."""
+
+
 class UnitOfWork(Protocol):
     """One transaction; leaving the block without commit() rolls back."""
 
@@ -98,6 +110,7 @@ class UnitOfWork(Protocol):
     tiers: TierRepository
     images: ImageRepository
     renditions: RenditionRepository
+    revoked_tokens: RevokedTokenRepository
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -203,11 +216,22 @@ class PasswordHasher(Protocol):
     def verify(self, password_hash: str, password: str) -> bool: ...
 
 
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a valid token says: whose it is, under which token_version, its own id."""
+
+    user_id: int
+    version: int
+    token_id: str  # unique per token: what a logout revokes
+    expires_at: datetime
+
+
 class TokenSigner(Protocol):
     def issue(self, user_id: int, version: int, now: datetime) -> tuple[str, datetime]:
-        """A token for the user at its current token_version, and when it expires."""
-    def read(self, token: str, now: datetime) -> tuple[int, int]:
-        """(user id, token version) of a valid token; raise Unauthorized otherwise."""
+        """A token for the user at its current token_version, with an id of its own, and
+        when it expires."""
+    def read(self, token: str, now: datetime) -> TokenClaims:
+        """The claims of a valid, unexpired token; raise Unauthorized otherwise."""
 
 
 class Clock(Protocol):
@@ -250,8 +274,8 @@ class ChangeCounters(Protocol):
     """Counters every process shares, changed after each committed write, so that a
     process's read cache can tell an entry went stale before it serves it.
 
-    Two scopes: users and tiers (anything that moves a permission), and each owner's
-    images. A stamp is both values as read now; None means they cannot be read, and
+    Two scopes: users and tiers (anything that moves a permission), and each owner's own
+    things (their images and links, their revoked tokens). A stamp is both values as read now; None means they cannot be read, and
     then nothing cached may be trusted.
     """
 

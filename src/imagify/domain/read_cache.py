@@ -159,6 +159,11 @@ class ReadCache:
         """An owner's images (or links) changed (call after the commit)."""
         self._counters.images_changed(owner_id)
 
+    def sessions_changed(self, owner_id: int) -> None:
+        """An owner's token was revoked (call after the commit): the owner's counter, so
+        every process re-reads that owner's entries, and only theirs, on its next lookup."""
+        self._counters.images_changed(owner_id)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

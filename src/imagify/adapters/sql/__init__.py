@@ -5,6 +5,7 @@ from imagify.adapters.sql.migrate import alembic_config, current_revision, downg
 from imagify.adapters.sql.repositories import (
     SqlAlchemyImageRepository,
     SqlAlchemyRenditionRepository,
+    SqlAlchemyRevokedTokenRepository,
     SqlAlchemyTierRepository,
     SqlAlchemyUserRepository,
 )
@@ -19,6 +20,7 @@ from imagify.adapters.sql.unit_of_work import (
 __all__ = [
     "SqlAlchemyImageRepository",
     "SqlAlchemyRenditionRepository",
+    "SqlAlchemyRevokedTokenRepository",
     "SqlAlchemyTierRepository",
     "SqlAlchemyUnitOfWork",
     "SqlAlchemyUnitOfWorkFactory",

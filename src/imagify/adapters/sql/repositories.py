@@ -25,7 +25,9 @@ from sqlalchemy import (
 
 from sqlalchemy.exc import IntegrityError
 
-from imagify.adapters.sql.tables import images, renditions, tier_permissions, tiers, user_tiers, users
+from imagify.adapters.sql.tables import (
+    images, renditions, revoked_tokens, tier_permissions, tiers, user_tiers, users,
+)
 from imagify.domain.errors import Conflict
 from imagify.domain.model import Image, Placeholder, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
@@ -69,6 +71,10 @@ _IMAGES_OWNED_AFTER = _IMAGES_OWNED.where(
             images.c.id < bindparam("image_id"),
         ),
     )
+)
+_LIVE_REVOKED = select(revoked_tokens.c.token_id).where(
+    revoked_tokens.c.user_id == bindparam("user_id"),
+    revoked_tokens.c.expires_at > bindparam("now", type_=revoked_tokens.c.expires_at.type),
 )
 _RENDITION = select(renditions).where(
     renditions.c.image_id == bindparam("image_id"),
@@ -133,6 +139,7 @@ class SqlAlchemyUserRepository:
 
     def delete(self, user_id: int) -> None:
         self._db.execute(delete(user_tiers).where(user_tiers.c.user_id == user_id))
+        self._db.execute(delete(revoked_tokens).where(revoked_tokens.c.user_id == user_id))
         self._db.execute(delete(users).where(users.c.id == user_id))
 
     def count_admins(self) -> int:
@@ -230,6 +237,27 @@ class SqlAlchemyUserRepository:
             )
             for row in rows
         ]
+
+
+class SqlAlchemyRevokedTokenRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    def add(self, user_id: int, token_id: str, expires_at: datetime) -> None:
+        try:
+            self._db.execute(
+                insert(revoked_tokens).values(user_id=user_id, token_id=token_id, expires_at=expires_at)
+            )
+        except IntegrityError:
+            pass  # revoked at the same moment by another request: revoked all the same
+
+    def live(self, user_id: int, now: datetime) -> frozenset[str]:
+        return frozenset(self._db.execute(_LIVE_REVOKED, {"user_id": user_id, "now": now}).scalars())
+
+    def delete_expired(self, user_id: int, now: datetime) -> None:
+        self._db.execute(
+            delete(revoked_tokens).where(revoked_tokens.c.user_id == user_id, revoked_tokens.c.expires_at <= now)
+        )
 
 
 class SqlAlchemyTierRepository:

@@ -157,3 +157,13 @@ links = Table(
     Index("ix_links_expires_at", "expires_at"),
     **MYSQL_OPTIONS,
 )
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    # The user's id: their rows go with them (UserRepository.delete), and are read together.
+    Column("user_id", Integer, primary_key=True, autoincrement=False),
+    Column("token_id", String(64), primary_key=True),  # the token's `jti` (or its sha256, before ids)
+    Column("expires_at", UtcDateTime, nullable=False),  # past it the token ends anyway: the row can go
+    **MYSQL_OPTIONS,
+)

@@ -15,6 +15,7 @@ from sqlalchemy.pool import StaticPool
 from imagify.adapters.sql.repositories import (
     SqlAlchemyImageRepository,
     SqlAlchemyRenditionRepository,
+    SqlAlchemyRevokedTokenRepository,
     SqlAlchemyTierRepository,
     SqlAlchemyUserRepository,
 )
@@ -123,6 +124,7 @@ class SqlAlchemyUnitOfWork:
     tiers: SqlAlchemyTierRepository
     images: SqlAlchemyImageRepository
     renditions: SqlAlchemyRenditionRepository
+    revoked_tokens: SqlAlchemyRevokedTokenRepository
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -141,6 +143,7 @@ class SqlAlchemyUnitOfWork:
         self.tiers = SqlAlchemyTierRepository(connection)
         self.images = SqlAlchemyImageRepository(connection)
         self.renditions = SqlAlchemyRenditionRepository(connection)
+        self.revoked_tokens = SqlAlchemyRevokedTokenRepository(connection)
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:

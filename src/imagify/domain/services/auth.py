@@ -1,4 +1,4 @@
-"""Use cases on identity: issue a token for a password, find the user behind a token."""
+"""Use cases on identity: issue a token for a password, find the user behind a token, end one."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from datetime import datetime
 
 from imagify.domain.errors import Conflict, InvalidInput, Unauthorized
 from imagify.domain.model import User, check_password, check_username
-from imagify.domain.ports import Clock, PasswordHasher, TokenSigner, UnitOfWorkFactory
-from imagify.domain.read_cache import ReadCache
+from imagify.domain.ports import Clock, PasswordHasher, TokenClaims, TokenSigner, UnitOfWorkFactory
+from imagify.domain.read_cache import RECORD_BYTES, ReadCache
 
 FIRST_ADMIN = "admin"
 USER = ("user",)  # the read cache's key of a user's own record, under that user
+# ... and of that record with the ids of the user's logged-out tokens: what a token is
+# checked against (a revocation changes the owner's counter, so it is read afresh).
+SIGNED_IN = ("user", "revoked tokens")
+LOGGED_OUT = "this session was logged out; log in again"
 
 
 def current_user(uow_factory: UnitOfWorkFactory, cache: ReadCache, user_id: int) -> User | None:
@@ -24,9 +28,25 @@ def current_user(uow_factory: UnitOfWorkFactory, cache: ReadCache, user_id: int)
     return cache.fetch(user_id, USER, load)
 
 
-def _current(user: User, version: int) -> User:
-    if user.token_version != version:
+def signed_in(
+    uow_factory: UnitOfWorkFactory, cache: ReadCache, user_id: int, now: datetime
+) -> tuple[User, frozenset[str]] | None:
+    """The user as they are now with the ids of their logged-out tokens not yet expired,
+    in one trip to the database (from memory while nothing of the user's changed)."""
+
+    def load() -> tuple[User, frozenset[str]] | None:
+        with uow_factory() as uow:
+            user = uow.users.get(user_id)
+            return None if user is None else (user, uow.revoked_tokens.live(user_id, now))
+
+    return cache.fetch(user_id, SIGNED_IN, load, weight=2 * RECORD_BYTES)
+
+
+def _current(user: User, claims: TokenClaims, revoked: frozenset[str]) -> User:
+    if user.token_version != claims.version:
         raise Unauthorized("this token was issued before the password changed; log in again")
+    if claims.token_id in revoked:
+        raise Unauthorized(LOGGED_OUT)
     return user
 
 
@@ -72,19 +92,40 @@ class AuthService:
 
         Awaits at most the user's stamp (cloud mode); never blocks an event loop.
         """
-        user_id, version = self._signer.read(token, self._clock.now())
-        await self._cache.prepare(user_id)
-        user: User | None = self._cache.peek(user_id, USER)  # type: ignore[assignment]
-        return None if user is None else _current(user, version)
+        claims = self._signer.read(token, self._clock.now())
+        await self._cache.prepare(claims.user_id)
+        known = self._cache.peek(claims.user_id, SIGNED_IN)
+        if known is None:
+            return None
+        user, revoked = known  # type: ignore[misc]
+        return _current(user, claims, revoked)
 
     def authenticate(self, token: str) -> User:
         """The token's user with permissions as they are now, not as when it was issued;
-        Unauthorized once the user is gone or their password changed since."""
-        user_id, version = self._signer.read(token, self._clock.now())
-        user = current_user(self._uow, self._cache, user_id)
-        if user is None:
+        Unauthorized once the user is gone, their password changed since, or the token was
+        logged out."""
+        now = self._clock.now()
+        claims = self._signer.read(token, now)
+        known = signed_in(self._uow, self._cache, claims.user_id, now)
+        if known is None:
             raise Unauthorized("the user of this token no longer exists; log in again")
-        return _current(user, version)
+        user, revoked = known
+        return _current(user, claims, revoked)
+
+    def revoke(self, token: str) -> None:
+        """Log out: end this token now, on every process; the user's other tokens go on.
+        Unauthorized when the token no longer works anyway."""
+        now = self._clock.now()
+        claims = self._signer.read(token, now)
+        self.authenticate(token)
+        with self._uow() as uow:
+            # Held shared against a deletion of the user, so no row outlives them.
+            if not uow.users.lock(claims.user_id, exclusive=False):
+                raise Unauthorized("the user of this token no longer exists; log in again")
+            uow.revoked_tokens.delete_expired(claims.user_id, now)
+            uow.revoked_tokens.add(claims.user_id, claims.token_id, claims.expires_at)
+            uow.commit()
+        self._cache.sessions_changed(claims.user_id)
 
     def change_password(self, user: User, current_password: str, new_password: str) -> None:
         """Self-service: the current password, then the new one; every older token ends."""

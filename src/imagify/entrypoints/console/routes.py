@@ -22,6 +22,7 @@ from imagify.entrypoints.console.session import (
     login_csrf,
     login_nonce,
     set_login_nonce,
+    session_of,
     set_session,
     signed_in,
 )
@@ -105,8 +106,15 @@ async def login(request: Request) -> Response:
 
 @post("/logout")
 async def logout(request: Request) -> Response:
+    """End this session on every process (not the user's others), then drop the cookie."""
     await signed_in(request)
     await form_of(request)
+    session = session_of(request)
+    assert session is not None  # signed_in found it
+    try:
+        await anyio.to_thread.run_sync(root(request).auth().revoke, session)
+    except Unauthorized:
+        pass  # it ended meanwhile (logged out in another tab): the cookie is all that is left
     response: Response = see_other("/console/login", "logged-out")
     end_session(response)
     return response

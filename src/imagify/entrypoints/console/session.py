@@ -1,8 +1,8 @@
 """The console's session and CSRF rules.
 
 The session is a bearer token from the API's own signer, kept in an HttpOnly, SameSite=Lax
-cookie and resolved by AuthService.authenticate: a password change or a deleted user ends
-a session exactly as it ends a token. Every state-changing request carries a CSRF token,
+cookie and resolved by AuthService.authenticate: a password change, a deleted user or a
+logout (AuthService.revoke) ends a session exactly as it ends a token. Every state-changing request carries a CSRF token,
 an HMAC of the session under the app's secret, in a form field or an X-CSRF-Token header.
 """
 

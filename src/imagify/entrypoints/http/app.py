@@ -32,6 +32,7 @@ from imagify.entrypoints.http.routes.public import (
     live,
     me,
     ready,
+    revoke_token,
 )
 from imagify.entrypoints.http.schemas import EncodedPages
 from imagify.logs import JsonFormatter, configure_logging
@@ -73,6 +74,7 @@ def create_app(container: Container) -> Litestar:
             TierController,
             UserController,
             issue_token,
+            revoke_token,
             me,
             change_password,
             follow_link,

@@ -20,7 +20,7 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/avif", "image/gif
 
 WHY = {
     400: "Bad input: the detail says which value and why",
-    401: "Missing, invalid or expired bearer token",
+    401: "Missing, invalid, expired or logged-out bearer token",
     403: "Your tiers do not grant this",
     404: "No such thing, or it belongs to someone else",
     408: "The body stopped arriving before it was whole; send it again without pausing",

@@ -1,10 +1,11 @@
-"""Routes anyone may call: log in, follow an expiring link, health."""
+"""Routes anyone may call (log in, follow an expiring link, health), and a user's own: me,
+my password, log out."""
 
 from __future__ import annotations
 
 import anyio
 import msgspec
-from litestar import Request, Response, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.datastructures import State
 from litestar.params import FromPath, SkipValidation
@@ -14,7 +15,7 @@ from imagify.domain.errors import DomainError, InvalidInput
 from imagify.domain.model import User
 from imagify.domain.ports import LoginThrottle
 from imagify.domain.services.auth import AuthService
-from imagify.entrypoints.http.deps import SECURITY, USER, root
+from imagify.entrypoints.http.deps import SECURITY, USER, bearer_token, root
 from imagify.entrypoints.http.errors import error_response
 from imagify.entrypoints.http.openapi_docs import (
     TokenOperation,
@@ -85,6 +86,20 @@ async def issue_token(
         LoginLimits.of(settings),
     )
     return TokenOut(token, "bearer", expires)
+
+
+@delete(
+    "/api/v1/auth/token",
+    status_code=204,
+    tags=["auth"],
+    security=SECURITY,
+    dependencies=USER,
+    responses=errors(401, 503),
+    summary="Log out: end this bearer token now, on every server; your other tokens go on",
+)
+async def revoke_token(request: Request, user: NamedDependency[User], auth: NamedDependency[AuthService]) -> None:
+    # `user`: the token was live when the request came (401 otherwise).
+    await anyio.to_thread.run_sync(auth.revoke, bearer_token(request))
 
 
 @get("/api/v1/me", sync_to_thread=False, tags=["auth"], security=SECURITY, dependencies=USER,
