@@ -275,8 +275,8 @@ class ChangeCounters(Protocol):
     process's read cache can tell an entry went stale before it serves it.
 
     Two scopes: users and tiers (anything that moves a permission), and each owner's own
-    things (their images and links, their revoked tokens). A stamp is both values as read now; None means they cannot be read, and
-    then nothing cached may be trusted.
+    things (their images and links, their revoked tokens). A stamp is both values as read
+    now; None means they cannot be read, and then nothing cached may be trusted.
     """
 
     local: bool  # True when reading a stamp does no network I/O (fine on an event loop)

@@ -2,8 +2,9 @@
 
 The session is a bearer token from the API's own signer, kept in an HttpOnly, SameSite=Lax
 cookie and resolved by AuthService.authenticate: a password change, a deleted user or a
-logout (AuthService.revoke) ends a session exactly as it ends a token. Every state-changing request carries a CSRF token,
-an HMAC of the session under the app's secret, in a form field or an X-CSRF-Token header.
+logout (AuthService.revoke) ends a session exactly as it ends a token. Every
+state-changing request carries a CSRF token, an HMAC of the session under the app's
+secret, in a form field or an X-CSRF-Token header.
 """
 
 from __future__ import annotations
