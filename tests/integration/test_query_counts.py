@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from imagify.adapters.sql import links as sql_links
-from tests.integration.conftest import upload
+from tests.integration.conftest import PASSWORD, upload
 
 IMAGES = "/api/v1/images"
 
@@ -92,6 +92,22 @@ def test_authenticating_a_request_reads_the_user_and_permissions_in_one_statemen
     assert me.status_code == 200
     assert sorted(me.json()["tiers"]) == ["basic", "enterprise", "premium"]
     assert len(statements) == 1, statements
+
+
+def test_a_user_with_a_live_logged_out_token_is_read_with_its_ids_in_a_second_statement(
+    client, container, make_user
+):
+    ann = make_user("ann", "basic")
+    other = client.post("/api/v1/auth/token", json={"username": "ann", "password": PASSWORD})
+    assert client.delete("/api/v1/auth/token", headers=ann.headers).status_code == 204
+    still = {"Authorization": f"Bearer {other.json()['access_token']}"}
+
+    with counted(container.engine()) as statements:
+        me = client.get("/api/v1/me", headers=still)
+
+    assert me.status_code == 200
+    assert len(statements) == 2, statements  # the user, then their logged-out ids
+    assert client.get("/api/v1/me", headers=ann.headers).status_code == 401
 
 
 def test_a_warm_thumbnail_takes_a_fixed_handful_of_statements(client, container, make_user):

@@ -80,7 +80,7 @@ class FakeUserRepository:
         stored = self._s.users[user.id]  # type: ignore[index]
         self._s.users[user.id] = replace(  # type: ignore[index]
             user, permissions=Permissions(), password_hash=stored.password_hash,
-            token_version=stored.token_version, usage=stored.usage,
+            token_version=stored.token_version, usage=stored.usage, revoked_until=stored.revoked_until,
         )
 
     def set_password(self, user_id: int, password_hash: str) -> None:
@@ -227,6 +227,9 @@ class FakeRevokedTokenRepository:
 
     def add(self, user_id: int, token_id: str, expires_at: datetime) -> None:
         self._s.revoked_tokens.setdefault((user_id, token_id), expires_at)
+        user = self._s.users.get(user_id)
+        if user is not None and (user.revoked_until is None or user.revoked_until < expires_at):
+            self._s.users[user_id] = replace(user, revoked_until=expires_at)
 
     def live(self, user_id: int, now: datetime) -> frozenset[str]:
         return frozenset(t for (u, t), expires in self._s.revoked_tokens.items() if u == user_id and expires > now)

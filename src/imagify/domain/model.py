@@ -34,6 +34,12 @@ class User:
     # filled in by the repository on every read, like permissions.
     limits: Limits = field(default_factory=Limits)
     usage: Usage = field(default_factory=Usage)
+    # The latest expiry of the user's logged-out tokens: None, or past, when no token of
+    # theirs is both revoked and unexpired (so none needs looking up).
+    revoked_until: datetime | None = None
+
+    def has_revoked_tokens(self, now: datetime) -> bool:
+        return self.revoked_until is not None and self.revoked_until > now
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,7 @@ class SqlAlchemyUserRepository:
             token_version=row.token_version,
             limits=Limits.most_generous(tier_limits.values()),
             usage=Usage(row.usage_images, row.usage_storage_bytes),
+            revoked_until=row.revoked_until,
         )
 
     def _read(self, query: Select[Any]) -> list[User]:
@@ -234,6 +235,7 @@ class SqlAlchemyUserRepository:
                 token_version=row.token_version,
                 limits=Limits.most_generous(tier_limits[row.id].values()),
                 usage=Usage(row.usage_images, row.usage_storage_bytes),
+                revoked_until=row.revoked_until,
             )
             for row in rows
         ]
@@ -244,6 +246,11 @@ class SqlAlchemyRevokedTokenRepository:
         self._db = connection
 
     def add(self, user_id: int, token_id: str, expires_at: datetime) -> None:
+        self._db.execute(
+            update(users)
+            .where(users.c.id == user_id, or_(users.c.revoked_until.is_(None), users.c.revoked_until < expires_at))
+            .values(revoked_until=expires_at)
+        )
         try:
             self._db.execute(
                 insert(revoked_tokens).values(user_id=user_id, token_id=token_id, expires_at=expires_at)

@@ -73,6 +73,9 @@ users = Table(
     # What the user's images take: changed with the image rows, this row locked first.
     Column("usage_images", BigInteger, nullable=False, server_default="0"),
     Column("usage_storage_bytes", BigInteger, nullable=False, server_default="0"),
+    # The latest expiry of the user's logged-out tokens (revoked_tokens): until then a
+    # token's id is looked up there; NULL or past, there is nothing to look up.
+    Column("revoked_until", UtcDateTime, nullable=True),
     sqlite_autoincrement=True,  # ids are never reused: a token names its user by id
     **MYSQL_OPTIONS,
 )

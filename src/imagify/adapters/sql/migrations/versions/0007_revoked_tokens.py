@@ -7,7 +7,8 @@ Create Date: 2026-12-10
 `revoked_tokens` holds, under each user, the id of every token logged out before it
 expired, with that expiry. A token whose id is listed is refused; a row past its expiry
 is useless and is deleted at the user's next logout. No foreign key (PlanetScale): a
-user's rows are deleted with the user by the application.
+user's rows are deleted with the user by the application. `users.revoked_until`, the
+latest expiry among a user's rows, spares the lookup for the users with none live.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ depends_on: str | Sequence[str] | None = None
 MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
+DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("revoked_until", DATETIME, nullable=True))
     op.create_table(
         "revoked_tokens",
         sa.Column("user_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("token_id", sa.String(64), nullable=False),
-        sa.Column("expires_at", sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False),
+        sa.Column("expires_at", DATETIME, nullable=False),
         sa.PrimaryKeyConstraint("user_id", "token_id", name="pk_revoked_tokens"),
         **MYSQL,
     )
@@ -40,3 +46,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Tokens logged out work again until they expire.
     op.drop_table("revoked_tokens")
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("revoked_until")
