@@ -3,9 +3,11 @@ that sets no Cache-Control of its own is `no-store` (private JSON above all)."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.integration.conftest import image_bytes, upload
+from tests.integration.faults import run_cli, serving
 from tests.integration.test_security_matrix import operations
 
 embedded_only = pytest.mark.parametrize("backend", ["embedded"])
@@ -100,3 +102,30 @@ def test_byte_answers_keep_their_own_cache_control(client, world):
     assert original.headers["cache-control"] == "private, max-age=3600"
     assert link.headers["cache-control"] == "private, no-cache"
     assert client.get("/docs/static/swagger-ui.css").headers["cache-control"] == "public, max-age=86400"
+
+
+def test_head_through_a_real_server_answers_without_a_body_and_keeps_the_connection(tmp_path):
+    """uvicorn, not the test client: it checks each body against the Content-Length the
+    answer declared, so a HEAD it took for a GET used to fail there and reset the connection."""
+    env = {
+        "IMAGIFY_DATA_DIR": str(tmp_path / "var"),
+        "IMAGIFY_SECRET_KEY": "head-test-secret-of-at-least-32-characters",
+        "IMAGIFY_ADMIN_PASSWORD": "admin-password-for-the-test",
+    }
+    assert run_cli(env, "migrate").returncode == 0
+    with serving(env, tmp_path / "serve") as server, httpx.Client(base_url=server.base, timeout=60) as http:
+        token = http.post("/api/v1/auth/token", json={"username": "admin", "password": env["IMAGIFY_ADMIN_PASSWORD"]})
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        image_id = http.post("/api/v1/images", files={"file": ("a.jpg", image_bytes())}, headers=auth).json()["id"]
+        paths = [
+            "/health/live", "/api/v1/me", f"/api/v1/images/{image_id}", f"/api/v1/images/{image_id}/thumbnails/200",
+            f"/api/v1/images/{image_id}/original", f"/api/v1/images/{'0' * 32}", "/no/such/route",
+        ]
+        for path in paths:  # one keep-alive connection throughout
+            got = http.get(path, headers=auth)
+            head = http.head(path, headers=auth)
+            assert (head.status_code, head.content) == (got.status_code, b""), path
+            assert head.headers.get("content-length") == got.headers.get("content-length"), path
+        assert http.head("/api/v1/me").status_code == 401
+        assert http.get("/health/live").status_code == 200
+    assert "Response content shorter than Content-Length" not in server.log.read_text()

@@ -178,8 +178,9 @@ class ObservabilityMiddleware:
         status = 500  # what the client gets if the app fails before answering
         renders: list[float] = []
         head = method == "HEAD"
-        if head:  # the same status and headers as a GET (Content-Length too), no body
-            scope["method"], scope[HEAD] = "GET", True  # type: ignore[index]
+        if head:  # the same status and headers as a GET (Content-Length too), no body.
+            # A copy: the server's own scope still says HEAD, so it expects no body either.
+            scope = {**scope, "method": "GET", HEAD: True}
         gone, answered = [False], [False]
 
         async def send_with_id(message: Message) -> None:
