@@ -8,6 +8,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from dependency_injector import providers
@@ -181,3 +182,19 @@ def test_two_servers_starting_at_once_on_a_database_without_an_admin_both_start(
     )
     assert outcome == {"first": None, "second": None}
     assert admins(container) == ["admin"]
+
+
+def test_a_user_logging_out_while_being_deleted_leaves_no_logged_out_token_behind(container, paused) -> None:
+    dora = container.admin().create_user("tests", "dora", PASSWORD, ["basic"])
+    token, _ = container.auth().issue_token("dora", PASSWORD)
+    container.auth().authenticate(token)  # remembered: the logout's own check passes from memory
+    outcome = race(
+        paused,
+        lambda: container.admin().delete_user("tests", "dora"),
+        lambda: container.auth().revoke(token),
+    )
+    assert outcome["first"] is None
+    assert isinstance(outcome["second"], Unauthorized)  # the logout waited, then found dora gone
+    with container.uow()() as uow:
+        assert uow.revoked_tokens.live(dora.id, datetime.now(UTC)) == frozenset()
+        assert uow.users.get_by_username("dora") is None

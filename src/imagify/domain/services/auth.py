@@ -11,30 +11,18 @@ from imagify.domain.ports import Clock, PasswordHasher, TokenClaims, TokenSigner
 from imagify.domain.read_cache import RECORD_BYTES, ReadCache
 
 FIRST_ADMIN = "admin"
-USER = ("user",)  # the read cache's key of a user's own record, under that user
-# ... and of that record with the ids of the user's logged-out tokens: what a token is
-# checked against (a revocation changes the owner's counter, so it is read afresh).
-SIGNED_IN = ("user", "revoked tokens")
+# The read cache's key of a user's own record, with the ids of the user's logged-out
+# tokens: what a token is checked against (a logout changes the owner's counter).
+USER = ("user",)
 LOGGED_OUT = "this session was logged out; log in again"
+SignedIn = tuple[User, frozenset[str]]  # the user, and the ids of their live logged-out tokens
 
 
-def current_user(uow_factory: UnitOfWorkFactory, cache: ReadCache, user_id: int) -> User | None:
-    """The user as they are now (from memory while nothing changed), or None once deleted."""
-
-    def load() -> User | None:
-        with uow_factory() as uow:
-            return uow.users.get(user_id)
-
-    return cache.fetch(user_id, USER, load)
-
-
-def signed_in(
-    uow_factory: UnitOfWorkFactory, cache: ReadCache, user_id: int, now: datetime
-) -> tuple[User, frozenset[str]] | None:
+def signed_in(uow_factory: UnitOfWorkFactory, cache: ReadCache, user_id: int, now: datetime) -> SignedIn | None:
     """The user as they are now with the ids of their logged-out tokens not yet expired,
-    in one transaction (from memory while nothing of the user's changed)."""
+    in one transaction (from memory while nothing of the user's changed); None once deleted."""
 
-    def load() -> tuple[User, frozenset[str]] | None:
+    def load() -> SignedIn | None:
         with uow_factory() as uow:
             user = uow.users.get(user_id)
             if user is None:
@@ -43,10 +31,21 @@ def signed_in(
             revoked = uow.revoked_tokens.live(user_id, now) if user.has_revoked_tokens(now) else frozenset()
             return user, revoked
 
-    return cache.fetch(user_id, SIGNED_IN, load, weight=2 * RECORD_BYTES)
+    return cache.fetch(user_id, USER, load, weight=2 * RECORD_BYTES)
 
 
-def _current(user: User, claims: TokenClaims, revoked: frozenset[str]) -> User:
+def current_user(uow_factory: UnitOfWorkFactory, cache: ReadCache, user_id: int, now: datetime) -> User | None:
+    """The user as they are now (from memory while nothing changed), or None once deleted."""
+    known = signed_in(uow_factory, cache, user_id, now)
+    return None if known is None else known[0]
+
+
+def known_user(cache: ReadCache, user_id: int) -> SignedIn | None:
+    """signed_in() from memory only: None when it needs the database."""
+    return cache.peek(user_id, USER)  # type: ignore[return-value]
+
+
+def _current(user: User, revoked: frozenset[str], claims: TokenClaims) -> User:
     if user.token_version != claims.version:
         raise Unauthorized("this token was issued before the password changed; log in again")
     if claims.token_id in revoked:
@@ -98,30 +97,27 @@ class AuthService:
         """
         claims = self._signer.read(token, self._clock.now())
         await self._cache.prepare(claims.user_id)
-        known = self._cache.peek(claims.user_id, SIGNED_IN)
-        if known is None:
-            return None
-        user, revoked = known  # type: ignore[misc]
-        return _current(user, claims, revoked)
+        known = known_user(self._cache, claims.user_id)
+        return None if known is None else _current(*known, claims)
 
     def authenticate(self, token: str) -> User:
         """The token's user with permissions as they are now, not as when it was issued;
         Unauthorized once the user is gone, their password changed since, or the token was
         logged out."""
-        now = self._clock.now()
+        return self._authenticated(token, self._clock.now())[0]
+
+    def _authenticated(self, token: str, now: datetime) -> tuple[User, TokenClaims]:
         claims = self._signer.read(token, now)
         known = signed_in(self._uow, self._cache, claims.user_id, now)
         if known is None:
             raise Unauthorized("the user of this token no longer exists; log in again")
-        user, revoked = known
-        return _current(user, claims, revoked)
+        return _current(*known, claims), claims
 
     def revoke(self, token: str) -> None:
         """Log out: end this token now, on every process; the user's other tokens go on.
         Unauthorized when the token no longer works anyway."""
         now = self._clock.now()
-        claims = self._signer.read(token, now)
-        self.authenticate(token)
+        _, claims = self._authenticated(token, now)
         with self._uow() as uow:
             # Held shared against a deletion of the user, so no row outlives them.
             if not uow.users.lock(claims.user_id, exclusive=False):

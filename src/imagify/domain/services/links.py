@@ -12,7 +12,7 @@ from imagify.domain.errors import Forbidden, NotFound
 from imagify.domain.model import ExpiringLink, Image, LinkInfo, User, check_link_id, link_lifetime
 from imagify.domain.ports import Clock, IdGenerator, LinkStore, UnitOfWorkFactory
 from imagify.domain.read_cache import ReadCache
-from imagify.domain.services.auth import USER, current_user
+from imagify.domain.services.auth import current_user, known_user
 from imagify.domain.services.images import owned_image
 
 GONE = "this link is unknown or has expired"
@@ -78,7 +78,7 @@ class LinkService:
             fact = self._load_fact(token, now)
         image_id, owner_id, expires_at = fact
         _check_live(expires_at, now)
-        owner = current_user(self._uow, self._cache, owner_id)
+        owner = current_user(self._uow, self._cache, owner_id, now)
         image = owned_image(self._uow, self._cache, owner_id, image_id) if _may_share(owner) else None
         if image is None:
             raise NotFound(GONE)
@@ -98,9 +98,10 @@ class LinkService:
             return None
         await self._cache.prepare(owner_id)
         fact: Fact | None = self._cache.peek_fact(("link", token))  # type: ignore[assignment]
-        owner: User | None = self._cache.peek(owner_id, USER)  # type: ignore[assignment]
-        if fact is None or owner is None:
+        known = known_user(self._cache, owner_id)
+        if fact is None or known is None:
             return None
+        owner = known[0]
         image_id, _, expires_at = fact
         _check_live(expires_at, self._clock.now())
         if not _may_share(owner):
