@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy import Engine, func, insert, inspect, select
 
 from imagify.adapters.sql import (
     SqlAlchemyUnitOfWork,
@@ -24,6 +24,7 @@ from imagify.adapters.sql import (
     make_engine,
     upgrade,
 )
+from imagify.adapters.sql import links as sql_links
 from imagify.adapters.sql.migrate import head_revision
 from imagify.adapters.sql.tables import images as images_table
 from imagify.adapters.sql.tables import links as links_table
@@ -419,8 +420,10 @@ def test_an_unreachable_database_raises_unavailable(tmp_path: Path) -> None:
 
 
 def test_a_link_resolves_before_expiry_and_not_after_nor_once_its_image_is_deleted(
-    engine: Engine,
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A resolve at T0+300 s may sweep every row expired by then, other-token too: no sweeps.
+    monkeypatch.setattr(sql_links, "SWEEP_ONE_IN", 10**12)
     store = SqlLinkStore(engine)
     store.check()
     store.add(ExpiringLink("the-token", "img1", T0 + timedelta(seconds=300)))
@@ -432,6 +435,19 @@ def test_a_link_resolves_before_expiry_and_not_after_nor_once_its_image_is_delet
     store.delete_for_image("img1")
     assert store.resolve("the-token", T0) is None
     assert store.resolve("other-token", T0).image_id == "img2"
+
+
+def test_a_resolve_now_and_then_sweeps_the_expired_links_and_only_them(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_links, "SWEEP_ONE_IN", 1)  # every resolve sweeps
+    store = SqlLinkStore(engine)
+    store.add(ExpiringLink("expired", "img1", T0))
+    store.add(ExpiringLink("live", "img1", T0 + timedelta(seconds=1)))
+    assert store.resolve("unknown", T0) is None
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(links_table)).scalar_one() == 1
+    assert store.resolve("live", T0).image_id == "img1"
 
 
 def test_the_link_store_keeps_only_a_hash_of_the_token(engine: Engine) -> None:
