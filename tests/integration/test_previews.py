@@ -1,5 +1,6 @@
-"""Upload previews: a large JPEG keeps the upright 1/4- or 1/8-scale decode its upload check
-made, and thumbnails it covers render from it, looking as if made from the original.
+"""Upload previews: a JPEG 1200 px or more high keeps the upright 1/2-, 1/4- or 1/8-scale
+decode its upload check made, and thumbnails it covers render from it, looking as if made
+from the original.
 
 Runs on every backend (the Lambda function renders from the preview's key like any other).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops, ImageStat, JpegImagePlugin
 
 from imagify.adapters.pillow_render import render_thumbnail
 from tests.integration.conftest import upload
@@ -77,13 +78,42 @@ def test_the_thumbnails_a_preview_covers_need_no_original(client, container, mak
     assert covered.status_code == 200 and opened(covered.content).size == (533, 400)
 
 
-def test_a_small_jpeg_or_a_png_has_no_preview(client, container, make_user):
+def test_a_2_mp_jpeg_keeps_a_half_scale_preview_with_the_originals_subsampling(client, container, make_user):
+    ann = make_user("ann", "premium")
+    for subsampling in (2, 0):  # 4:2:0 as cameras write, and 4:4:4
+        photo = Image.merge("RGB", [
+            Image.linear_gradient("L").resize((1632, 1224)),
+            Image.effect_noise((1632, 1224), 30),
+            Image.linear_gradient("L").rotate(90).resize((1632, 1224)),
+        ])  # fmt: skip
+        out = io.BytesIO()
+        photo.save(out, "JPEG", quality=90, subsampling=subsampling)
+        data = out.getvalue()
+        image = upload(client, ann, data, "2mp.jpg").json()
+        preview = container.blobs().open(f"previews/{image['id']}")
+        try:
+            kept = Image.open(io.BytesIO(preview.stream.read()))
+        finally:
+            preview.stream.close()
+        assert kept.size == (816, 612)  # half of each side
+        assert JpegImagePlugin.get_sampling(kept) == subsampling
+
+        container.blobs().delete(f"originals/{image['id']}")  # the 400 px renders from it alone
+        response = client.get(f"{IMAGES}/{image['id']}/thumbnails/400", headers=ann.headers)
+        assert response.status_code == 200, response.text
+        thumb = opened(response.content)
+        direct = opened(render_thumbnail(data, 400, "jpeg").data)
+        assert thumb.size == direct.size == (533, 400)
+        assert max(ImageStat.Stat(ImageChops.difference(thumb, direct)).mean) < 3
+
+
+def test_a_jpeg_under_1200_px_high_or_a_png_has_no_preview(client, container, make_user):
     ann = make_user("ann", "basic")
     for fmt in ("JPEG", "PNG"):
         out = io.BytesIO()
-        Image.new("RGB", (3200, 2300) if fmt == "JPEG" else (3200, 2400), (10, 90, 200)).save(out, fmt)
+        Image.new("RGB", (1600, 1150) if fmt == "JPEG" else (3200, 2400), (10, 90, 200)).save(out, fmt)
         image = upload(client, ann, out.getvalue(), f"x.{fmt.lower()}").json()
-        assert not container.blobs().exists(f"previews/{image['id']}"), fmt  # 2300 / 4 < 600
+        assert not container.blobs().exists(f"previews/{image['id']}"), fmt  # 1150 / 2 < 600
 
 
 def test_deleting_the_image_deletes_its_preview(client, container, make_user):

@@ -89,9 +89,10 @@ class PillowImageInspector:
 
     def inspect(self, stream: BinaryIO) -> ImageInfo:
         data = _read(stream)
-        # The upload check decodes a JPEG at 1/8 or 1/4 scale, a PNG not at all, the other
-        # formats whole (see inspect_image); an image over the pixel limit is refused from
-        # its header, and one no render could decode within the memory budget from its size.
+        # The upload check decodes a JPEG at 1/8, 1/4 or 1/2 scale, a PNG not at all, the
+        # other formats whole (see inspect_image); an image over the pixel limit is refused
+        # from its header, and one no render could decode within the memory budget from its
+        # size.
         layout = _layout(data)
         estimate = image_checks.INFLATE_STEP
         with _refusals():

@@ -1,8 +1,9 @@
 """Placeholders from an already decoded image: ThumbHash, dominant colour, aspect ratio.
 
-Made in the decode worker from the upload check's own decode (a JPEG at 1/8 scale), so a
-placeholder costs a 100 px resize and a hash of it. ThumbHash by fast-thumbhash (bindings to
-the reference `thumbhash` crate of ThumbHash's author).
+Made in the decode worker from the upload check's own decode (a JPEG at 1/8 to 1/2 scale),
+so a placeholder costs a 100 px box reduction, a hash of it and a median cut of 32 px.
+ThumbHash by fast-thumbhash (bindings to the reference `thumbhash` crate of ThumbHash's
+author).
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ from PIL import Image
 from imagify.adapters.pillow_render import TRANSPOSE
 
 SIDE = 100  # ThumbHash encodes at most 100x100 pixels
+# The dominant colour is found on at most this many pixels a side: median cut costs about
+# its number of distinct colours (3.7 ms on a noisy 100x75 photo, 0.3 ms on 32x24).
+COLOUR_SIDE = 32
+# Modes a box filter reduces as they are (converting to RGBA after the reduction gives the
+# same pixels as before it, on a tenth of them); any other is converted first.
+_REDUCIBLE = ("RGB", "RGBA", "L", "LA")
 
 
 def placeholder(im: Image.Image, orientation: int) -> tuple[str, str, float]:
     """(ThumbHash in base64, '#rrggbb', width / height as displayed) of a loaded image
     whose EXIF `orientation` is applied here, so the hash is upright."""
-    small = im.convert("RGBA") if im.mode != "RGBA" else im.copy()
+    small = im.copy() if im.mode in _REDUCIBLE else im.convert("RGBA")
     small.thumbnail((SIDE, SIDE), Image.Resampling.BOX)
+    if small.mode != "RGBA":
+        small = small.convert("RGBA")
     if orientation in TRANSPOSE:
         small = small.transpose(TRANSPOSE[orientation])
     turned = orientation in (5, 6, 7, 8)
@@ -34,9 +43,12 @@ def placeholder(im: Image.Image, orientation: int) -> tuple[str, str, float]:
 
 def dominant_colour(im: Image.Image) -> str:
     """The most common of eight median-cut colours, ignoring transparent pixels."""
+    im = im.copy()
+    im.thumbnail((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX)
     rgb = im.convert("RGB")
     if im.mode == "RGBA":
-        seen = [p for p, a in zip(rgb.getdata(), im.getchannel("A").getdata()) if a >= 128]
+        alpha = im.getchannel("A").get_flattened_data()
+        seen = [p for p, a in zip(rgb.get_flattened_data(), alpha) if a >= 128]
         if not seen:
             return "#000000"
         rgb = Image.new("RGB", (len(seen), 1))
