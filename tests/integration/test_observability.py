@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 
 import pytest
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from imagify.domain.errors import RenderFailed
 from imagify.domain.services.images import ImageService
+from imagify.entrypoints.http.observability import request_id_of
 from imagify.logs import JsonFormatter
 from tests.integration.conftest import blob_files, image_bytes, upload
 
@@ -67,6 +69,22 @@ def test_every_answer_carries_a_generated_request_id(client, method, path, statu
     assert first.status_code == status
     assert GENERATED.fullmatch(first.headers["X-Request-ID"])
     assert first.headers["X-Request-ID"] != second.headers["X-Request-ID"]
+
+
+def test_a_forked_worker_never_repeats_its_parents_request_ids():
+    # uvicorn's workers and any forked helper would otherwise draw the same sequence.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write, request_id_of({"headers": []}).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    childs = os.read(read, 64).decode()
+    os.close(read)
+    parents = request_id_of({"headers": []})
+    assert GENERATED.fullmatch(childs) and GENERATED.fullmatch(parents)
+    assert childs != parents
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
-import secrets
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -128,12 +128,20 @@ def scope_header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+# Request ids correlate log lines and are no secret (a caller may choose its own): they come
+# from a per-process generator seeded from the OS, not from a getrandom() call per request,
+# which cost warm requests 9% of their time. Reseeded in a forked child, so two workers
+# never share a sequence.
+_request_ids = random.Random()
+os.register_at_fork(after_in_child=_request_ids.seed)
+
+
 def request_id_of(scope: Scope) -> str:
     """The caller's X-Request-ID when it is sane, else a new random one."""
     text = scope_header(scope, b"x-request-id")
     if text is not None and REQUEST_ID.fullmatch(text):
         return text
-    return secrets.token_hex(16)
+    return f"{_request_ids.getrandbits(128):032x}"
 
 
 def is_head(scope: Scope) -> bool:
