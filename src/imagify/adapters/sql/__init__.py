@@ -2,9 +2,8 @@
 
 from imagify.adapters.sql.links import SqlLinkStore
 from imagify.adapters.sql.migrate import alembic_config, current_revision, downgrade, upgrade
+from imagify.adapters.sql.image_repositories import SqlAlchemyImageRepository, SqlAlchemyRenditionRepository
 from imagify.adapters.sql.repositories import (
-    SqlAlchemyImageRepository,
-    SqlAlchemyRenditionRepository,
     SqlAlchemyRevokedTokenRepository,
     SqlAlchemyTierRepository,
     SqlAlchemyUserRepository,

@@ -12,9 +12,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
+from imagify.adapters.sql.image_repositories import SqlAlchemyImageRepository, SqlAlchemyRenditionRepository
 from imagify.adapters.sql.repositories import (
-    SqlAlchemyImageRepository,
-    SqlAlchemyRenditionRepository,
     SqlAlchemyRevokedTokenRepository,
     SqlAlchemyTierRepository,
     SqlAlchemyUserRepository,
