@@ -33,7 +33,7 @@ from imagify.adapters.sql.tables import users as users_table
 from imagify.adapters.sql.tables import metadata
 from imagify.domain.errors import Conflict, Unavailable
 from imagify.domain.read_cache import ReadCache
-from imagify.domain.services.images import delete_images
+from imagify.domain.services.image_store import delete_images
 from imagify.domain.model import ExpiringLink, Image, Rendition, User
 from imagify.domain.permissions import Permissions, Tier
 from tests.unit.fakes import FakeBlobStorage, FakeChangeCounters, FakeLinkStore

@@ -11,7 +11,7 @@ from imagify.domain.permissions import Permissions, Tier, check_tier_name
 from imagify.domain.ports import BlobStorage, LinkStore, PasswordHasher, UnitOfWork, UnitOfWorkFactory
 from imagify.domain.quotas import Limits
 from imagify.domain.read_cache import ReadCache
-from imagify.domain.services.images import delete_images
+from imagify.domain.services.image_store import delete_images
 
 audit = logging.getLogger("imagify.audit")
 

@@ -21,7 +21,7 @@ from imagify.domain.model import PREVIEWS, Image, Rendition
 from imagify.domain.ports import BlobStorage, Clock, LinkStore, UnitOfWorkFactory
 from imagify.domain.quotas import Usage
 from imagify.domain.read_cache import ReadCache
-from imagify.domain.services.images import delete_images
+from imagify.domain.services.image_store import delete_images
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,9 @@ import hashlib
 import logging
 import time
 import unicodedata
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import BinaryIO
 
-from imagify.domain.cursors import decode_cursor_text, encode_cursor_text
+from imagify.domain.cursors import Page, decode_cursor, encode_cursor
 from imagify.domain.errors import (
     Conflict,
     DomainError,
@@ -20,7 +18,6 @@ from imagify.domain.errors import (
     NotFound,
     RenderFailed,
     Unauthorized,
-    Unavailable,
 )
 from imagify.domain.formats import negotiate
 from imagify.domain.model import Image, RenderedThumbnail, Rendition, User, check_image_id
@@ -38,6 +35,7 @@ from imagify.domain.ports import (
     UnitOfWorkFactory,
 )
 from imagify.domain.read_cache import RECORD_BYTES, ReadCache
+from imagify.domain.services.image_store import delete_blobs, delete_images, original_key, owned_image, thumbnail_key
 from imagify.domain.services.placeholders import store_placeholder
 
 log = logging.getLogger(__name__)
@@ -46,44 +44,11 @@ MAX_PAGE = 100
 MAX_FILENAME = 255
 
 
-@dataclass(frozen=True)
-class Page:
-    items: list[Image]
-    next_cursor: str | None
-
-
 def display_filename(name: str | None) -> str:
     """The uploaded name, kept only for display: last path part, no control characters."""
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
     return name[:MAX_FILENAME] or "upload"
-
-
-def encode_cursor(image: Image) -> str:
-    return encode_cursor_text(f"{image.created_at.isoformat()}|{image.id}")
-
-
-def decode_cursor(cursor: str) -> Cursor:
-    text = decode_cursor_text(cursor)
-    try:
-        created_at, image_id = text.split("|", 1)
-        when = datetime.fromisoformat(created_at)
-        if when.tzinfo is None:  # every cursor handed out is in UTC
-            raise ValueError(created_at)
-        return Cursor(when.astimezone(UTC), image_id)
-    except (ValueError, OverflowError):  # year 1 or 9999 with an offset leaves the calendar
-        raise InvalidInput(
-            "'cursor' is not valid: pass the next_cursor of a previous page unchanged"
-        ) from None
-
-
-def original_key(image_id: str) -> str:
-    return f"originals/{image_id}"
-
-
-def thumbnail_key(image_id: str, height: int, format: str, nonce: str) -> str:
-    """Each render writes its own key, so a render that loses a race deletes only its own bytes."""
-    return f"thumbnails/{image_id}/{height}-{format}-{nonce}"
 
 
 def sha256_of(stream: BinaryIO) -> str:
@@ -352,7 +317,7 @@ class ImageService:
         return ("page", decode_cursor(cursor) if cursor else None, limit)
 
     def _delete_blobs(self, keys: list[str]) -> None:
-        _delete_blobs(self._blobs, keys)
+        delete_blobs(self._blobs, keys)
 
 
 def _check_thumbnail_permission(owner: User, height: int) -> None:
@@ -364,61 +329,6 @@ def _check_thumbnail_permission(owner: User, height: int) -> None:
 def _check_original_permission(owner: User) -> None:
     if not owner.permissions.original_access:
         raise Forbidden("your tiers do not include access to original images")
-
-
-def delete_images(
-    uow_factory: UnitOfWorkFactory,
-    blobs: BlobStorage,
-    links: LinkStore,
-    image_ids: list[str],
-    cache: ReadCache,
-) -> None:
-    """Kill the links first, then the rows, then the bytes: a failure leaves no live link."""
-    for image_id in image_ids:
-        try:
-            links.delete_for_image(image_id)
-        except Unavailable as error:
-            # Safe to go on: resolving a link re-reads the image row, so the links of a
-            # deleted image answer 404, and the link store expires them by their TTL.
-            log.warning("links of image %s not deleted now: %s", image_id, error.detail)
-        with uow_factory() as uow:
-            # The owner's row first, as an upload takes it, so the usage released below
-            # and an upload's check never miss each other (and never deadlock).
-            owner_id = uow.images.owner_of(image_id)
-            if owner_id is not None:
-                uow.users.lock(owner_id, exclusive=True)
-            # Exclusive first: a thumbnail being recorded now either commits before (and is
-            # listed here) or finds the image gone (and deletes its own bytes).
-            image = uow.images.lock(image_id, exclusive=True)
-            if image is None:
-                continue
-            keys = image.blob_keys + [r.storage_key for r in uow.renditions.list_for(image_id)]
-            uow.renditions.delete_for(image_id)
-            uow.images.delete(image_id)
-            uow.users.add_usage(image.owner_id, -1, -image.size_bytes)
-            uow.commit()
-        cache.images_changed(image.owner_id)
-        _delete_blobs(blobs, keys)
-
-
-def owned_image(uow_factory: UnitOfWorkFactory, cache: ReadCache, owner_id: int, image_id: str) -> Image | None:
-    """The image if `owner_id` owns it (from memory while nothing changed), else None: the
-    one way to read an image for a user, scoped to its owner in memory and in the database."""
-    check_image_id(image_id)
-
-    def load() -> Image | None:
-        with uow_factory() as uow:
-            return uow.images.get(owner_id, image_id)
-
-    return cache.fetch(owner_id, ("image", image_id), load)
-
-
-def _delete_blobs(blobs: BlobStorage, keys: list[str]) -> None:
-    for key in keys:
-        try:
-            blobs.delete(key)
-        except Exception:  # the row is gone; an orphaned blob is only wasted space
-            log.exception("could not delete blob %s", key)
 
 
 def _user_id(user: User) -> int:

@@ -13,7 +13,7 @@ from imagify.domain.model import ExpiringLink, Image, LinkInfo, User, check_link
 from imagify.domain.ports import Clock, IdGenerator, LinkStore, UnitOfWorkFactory
 from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.auth import current_user, known_user
-from imagify.domain.services.images import owned_image
+from imagify.domain.services.image_store import owned_image
 
 GONE = "this link is unknown or has expired"
 

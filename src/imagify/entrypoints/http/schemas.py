@@ -11,7 +11,7 @@ import msgspec
 from imagify.domain.model import Image, LinkInfo, User
 from imagify.domain.permissions import Permissions, Tier
 from imagify.domain.quotas import Limits
-from imagify.domain.services.images import Page
+from imagify.domain.cursors import Page
 
 
 class ImageLinks(msgspec.Struct, omit_defaults=True):
