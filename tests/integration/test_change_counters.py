@@ -48,7 +48,7 @@ def test_a_users_change_moves_every_owners_stamp(counters) -> None:
 
 
 def test_an_event_loop_reads_the_same_stamp_without_blocking(counters) -> None:
-    counters.images_changed(4)
+    counters.owner_changed(4)
 
     async def both() -> tuple[object, object]:
         return await counters.stamp_async(4), await counters.stamp_async(5)
@@ -58,7 +58,7 @@ def test_an_event_loop_reads_the_same_stamp_without_blocking(counters) -> None:
 
 def test_an_owners_change_moves_that_owners_stamp_only(counters) -> None:
     ann, bob = counters.stamp(1), counters.stamp(2)
-    counters.images_changed(1)
+    counters.owner_changed(1)
     assert counters.stamp(1) != ann
     assert counters.stamp(2) == bob
 
@@ -70,7 +70,7 @@ def test_a_change_written_by_another_process_is_seen_through_the_mapped_file(tmp
     script = (
         "import sys; from pathlib import Path;"
         "from imagify.adapters.change_counters import MappedChangeCounters as C;"
-        "c = C(Path(sys.argv[1])); c.images_changed(7); c.close()"
+        "c = C(Path(sys.argv[1])); c.owner_changed(7); c.close()"
     )
     subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
     assert counters.stamp(7) != before
@@ -87,7 +87,7 @@ def test_redis_unreachable_gives_no_stamp_and_a_lost_change_is_published_when_it
         proxy.down()
         assert counters.stamp(3) is None  # callers then trust nothing they remember
         assert asyncio.run(counters.stamp_async(3)) is None
-        counters.images_changed(3)  # the commit happened: this must not raise
+        counters.owner_changed(3)  # the commit happened: this must not raise
         assert watcher.stamp(3) == seen  # not published yet
         proxy.up()
         assert counters.stamp(3) is not None  # the first good round trip publishes it
@@ -103,7 +103,7 @@ def test_many_concurrent_reads_on_one_loop_agree_and_see_a_change_made_before_th
     async def scenario() -> None:
         first = await asyncio.gather(*(counters.stamp_async(owner % 3) for owner in range(50)))
         assert first == [counters.stamp(owner % 3) for owner in range(50)]
-        counters.images_changed(1)
+        counters.owner_changed(1)
         second = await asyncio.gather(*(counters.stamp_async(owner % 3) for owner in range(50)))
         for owner, before, after in zip(range(50), first, second, strict=True):
             assert (before != after) == (owner % 3 == 1)
@@ -117,7 +117,7 @@ def test_counters_lost_by_redis_never_come_back_with_a_value_already_seen(
     prefix = f"test-{tmp_path.name}:"
     counters = RedisChangeCounters(redis_client, make_async_redis(redis_url), prefix=prefix)
     seen = {counters.stamp(1)}
-    counters.images_changed(1)
+    counters.owner_changed(1)
     counters.users_changed()
     seen.add(counters.stamp(1))
     for loss in range(4):  # Redis restarted empty, or evicted the keys

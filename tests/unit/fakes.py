@@ -509,5 +509,5 @@ class FakeChangeCounters:
     def users_changed(self) -> None:
         self.values["users"] = self.values.get("users", 0) + 1
 
-    def images_changed(self, owner_id: int) -> None:
+    def owner_changed(self, owner_id: int) -> None:
         self.values[owner_id] = self.values.get(owner_id, 0) + 1

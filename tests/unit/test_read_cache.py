@@ -306,7 +306,7 @@ def test_a_request_reads_each_owners_stamp_once_when_stamps_cost_a_round_trip():
 
     contextvars.copy_context().run(one_request)
     assert counters.reads == 1
-    counters.images_changed(1)
+    counters.owner_changed(1)
     contextvars.copy_context().run(lambda: cache.begin_request() or cache.get(1, "a"))
     assert counters.reads == 2 and cache.get(1, "a") is None  # the next request saw the change
 

@@ -58,7 +58,7 @@ class MappedChangeCounters:
     def users_changed(self) -> None:
         self._map[0:WIDTH] = os.urandom(WIDTH)
 
-    def images_changed(self, owner_id: int) -> None:
+    def owner_changed(self, owner_id: int) -> None:
         at = WIDTH * (1 + owner_id % self._slots)
         self._map[at : at + WIDTH] = os.urandom(WIDTH)
 
@@ -139,7 +139,7 @@ class RedisChangeCounters:
     def users_changed(self) -> None:
         self._changed(self._users)
 
-    def images_changed(self, owner_id: int) -> None:
+    def owner_changed(self, owner_id: int) -> None:
         self._changed(f"{self._owner}{owner_id}")
 
     def flush(self) -> bool:
@@ -259,5 +259,5 @@ class NoChangeCounters:
     def users_changed(self) -> None:
         pass
 
-    def images_changed(self, owner_id: int) -> None:
+    def owner_changed(self, owner_id: int) -> None:
         pass

@@ -155,14 +155,11 @@ class ReadCache:
         """A user or a tier changed: every process re-reads users (call after the commit)."""
         self._counters.users_changed()
 
-    def images_changed(self, owner_id: int) -> None:
-        """An owner's images (or links) changed (call after the commit)."""
-        self._counters.images_changed(owner_id)
-
-    def sessions_changed(self, owner_id: int) -> None:
-        """An owner's token was revoked (call after the commit): the owner's counter, so
-        every process re-reads that owner's entries, and only theirs, on its next lookup."""
-        self._counters.images_changed(owner_id)
+    def owner_changed(self, owner_id: int) -> None:
+        """Something of one owner's changed: their images, links or logged-out tokens (call
+        after the commit). Every process re-reads that owner's entries, and only theirs, on
+        its next lookup."""
+        self._counters.owner_changed(owner_id)
 
     def clear(self) -> None:
         with self._lock:

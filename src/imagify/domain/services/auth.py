@@ -125,7 +125,7 @@ class AuthService:
             uow.revoked_tokens.delete_expired(claims.user_id, now)
             uow.revoked_tokens.add(claims.user_id, claims.token_id, claims.expires_at)
             uow.commit()
-        self._cache.sessions_changed(claims.user_id)
+        self._cache.owner_changed(claims.user_id)
 
     def change_password(self, user: User, current_password: str, new_password: str) -> None:
         """Self-service: the current password, then the new one; every older token ends."""

@@ -183,7 +183,7 @@ class DoctorService:
                     uow.commit()
                     detail += "; set the counters to match"
             if fix:
-                self._cache.images_changed(user_id)
+                self._cache.owner_changed(user_id)
             yield Finding(USAGE_DRIFT, f"user {user_id}", detail, fixed=fix)
 
     # The row side

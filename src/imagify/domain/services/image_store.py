@@ -53,7 +53,7 @@ def delete_images(
             uow.images.delete(image_id)
             uow.users.add_usage(image.owner_id, -1, -image.size_bytes)
             uow.commit()
-        cache.images_changed(image.owner_id)
+        cache.owner_changed(image.owner_id)
         delete_blobs(blobs, keys)
 
 

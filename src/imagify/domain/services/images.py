@@ -127,7 +127,7 @@ class ImageService:
         except BaseException:
             self._delete_blobs(image.blob_keys)
             raise
-        self._cache.images_changed(image.owner_id)
+        self._cache.owner_changed(image.owner_id)
         return image
 
     def list(self, owner: User, cursor: str | None, limit: int) -> Page:

@@ -64,7 +64,7 @@ class LinkService:
             elif not self._links.revoke(image_id, check_link_id(link_id)):
                 raise NotFound(f"no live link with id {link_id!r} on image {image_id!r}")
         finally:
-            self._cache.images_changed(owner_id)
+            self._cache.owner_changed(owner_id)
 
     def _owned(self, owner: User, image_id: str) -> int:
         if owner.id is None or owned_image(self._uow, self._cache, owner.id, image_id) is None:

@@ -77,4 +77,4 @@ def store_placeholder(
     with uow() as unit:
         unit.images.set_placeholder(image.id, made)
         unit.commit()
-    cache.images_changed(image.owner_id)
+    cache.owner_changed(image.owner_id)
