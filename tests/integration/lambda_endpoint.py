@@ -10,6 +10,8 @@ functions it knows:
 - `failing` (FAILING): raises, so the answer carries `X-Amz-Function-Error: Unhandled`.
 - `slow` (SLOW): waits SLOW_SECONDS before running the real handler, longer than a
   client's short read timeout.
+- `timing-out` (TIMING_OUT): answers as Lambda does when a function runs past its own
+  configured timeout (`Sandbox.Timedout`, "Task timed out after 3.00 seconds").
 
 Any other name is a 404 ResourceNotFoundException, as from AWS. Use the `lambda_endpoint`
 fixture: `from tests.integration.lambda_endpoint import lambda_endpoint`.
@@ -39,6 +41,7 @@ HANDLER_PATH = Path(__file__).resolve().parents[2] / "lambda" / "handler.py"
 FUNCTION = "imagify-thumbnails"
 FAILING = "failing"
 SLOW = "slow"
+TIMING_OUT = "timing-out"
 SLOW_SECONDS = 5.0
 ACCOUNT = "123456789012"
 _PATH_PREFIX = "/2015-03-31/functions/"
@@ -59,6 +62,10 @@ class FunctionCrashed(RuntimeError):
     """What the `failing` function raises."""
 
 
+class FunctionTimedOut(Exception):
+    """What the `timing-out` function raises: the service answers Sandbox.Timedout."""
+
+
 class LambdaEndpoint:
     def __init__(self, environment: Mapping[str, str]) -> None:
         self.environment = dict(environment)
@@ -71,6 +78,9 @@ class LambdaEndpoint:
         def failing(event: Any) -> Any:
             raise FunctionCrashed("the render worker crashed (the test function 'failing')")
 
+        def timing_out(event: Any) -> Any:
+            raise FunctionTimedOut("Task timed out after 3.00 seconds")
+
         def slow(event: Any) -> Any:
             self._stopping.wait(SLOW_SECONDS)
             return real(event)
@@ -79,6 +89,7 @@ class LambdaEndpoint:
             FUNCTION: real,
             FAILING: failing,
             SLOW: slow,
+            TIMING_OUT: timing_out,
         }
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
         self._server.daemon_threads = True
@@ -127,8 +138,10 @@ class LambdaEndpoint:
                 headers,
                 _json(
                     {
-                        "errorMessage": str(error),
-                        "errorType": type(error).__name__,
+                        "errorMessage": (f"RequestId: {request_id} Error: {error}"
+                                         if isinstance(error, FunctionTimedOut) else str(error)),
+                        "errorType": ("Sandbox.Timedout" if isinstance(error, FunctionTimedOut)
+                                      else type(error).__name__),
                         "requestId": request_id,
                         "stackTrace": traceback.format_tb(error.__traceback__),
                     }

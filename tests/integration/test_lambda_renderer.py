@@ -13,8 +13,8 @@ from PIL import Image
 
 from imagify.adapters.lambda_renderer import LambdaRenderer, make_lambda_client
 from imagify.adapters.s3_storage import S3BlobStorage, make_s3_client
-from imagify.domain.errors import NotFound, RenderFailed
-from tests.integration.lambda_endpoint import FAILING, FUNCTION, SLOW, SLOW_SECONDS
+from imagify.domain.errors import NotFound, RenderFailed, RenderTimedOut
+from tests.integration.lambda_endpoint import FAILING, FUNCTION, SLOW, SLOW_SECONDS, TIMING_OUT
 
 pytestmark = pytest.mark.integration
 
@@ -134,11 +134,20 @@ def test_a_slow_function_times_out_within_the_read_timeout(
     blobs.put(SOURCE, jpeg(), "image/jpeg")
     started = time.monotonic()
 
-    with pytest.raises(RenderFailed) as failed:
+    with pytest.raises(RenderTimedOut) as failed:
         renderer(lambda_client, SLOW).render(SOURCE, TARGET, 200)
 
     assert time.monotonic() - started < 2.5  # one try, read timeout 1 s
     assert failed.value.detail.startswith("the thumbnail function failed: Timeout: ")
+
+
+def test_a_function_stopped_at_its_own_timeout_is_a_timed_out_render(
+    renderer: Any, lambda_client: Any, blobs: S3BlobStorage
+) -> None:
+    with pytest.raises(RenderTimedOut) as failed:
+        renderer(lambda_client, TIMING_OUT).render(SOURCE, TARGET, 200)
+
+    assert "Sandbox.Timedout" in failed.value.detail and "Task timed out" in failed.value.detail
 
 
 def test_bounded_retries_still_end_in_time(

@@ -17,6 +17,7 @@ from imagify.domain.errors import (
     NotAnImage,
     NotFound,
     RenderFailed,
+    RenderTimedOut,
     Unauthorized,
     Unavailable,
 )
@@ -383,12 +384,15 @@ class FakeRenderer:
         self.during_render: Callable[[], None] | None = None
         self.sources: list[str] = []  # the blob each render read
         self.unreadable: set[str] = set()  # keys it fails to render from
+        self.too_slow: set[str] = set()  # keys whose render runs past its time budget
 
     def render(self, source_key: str, target_key: str, height: int, format: str) -> RenderedThumbnail:
         self.calls += 1
         self.sources.append(source_key)
         if self.fail or source_key in self.unreadable:
             raise RenderFailed("the renderer is down")
+        if source_key in self.too_slow:
+            raise RenderTimedOut("the thumbnail render timed out after 60 s; try again")
         if source_key not in self._blobs.blobs:
             raise NotFound(f"the stored file for {source_key!r} is missing")
         source, _ = self._blobs.blobs[source_key]

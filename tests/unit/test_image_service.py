@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from imagify.domain.model import Rendition
-from imagify.domain.errors import Forbidden, InvalidInput, NotAnImage, NotFound, RenderFailed
+from imagify.domain.errors import Forbidden, InvalidInput, NotAnImage, NotFound, RenderFailed, RenderTimedOut
 
 
 def test_an_upload_stores_the_bytes_and_records_the_image(world):
@@ -299,6 +299,19 @@ def test_a_preview_whose_bytes_are_gone_falls_back_to_the_original(world):
 
     assert world.renderer.sources == [image.preview_key, image.storage_key]
     assert world.blobs.exists(rendition.storage_key)
+
+
+def test_a_preview_render_that_timed_out_is_not_tried_again_on_the_original(world):
+    # The original is the larger decode: a retry would make the caller wait twice as long.
+    ann = world.user()
+    image = world.upload(ann, b"BIG:photo")
+    world.renderer.too_slow.add(image.preview_key)
+
+    with pytest.raises(RenderTimedOut):
+        world.images.thumbnail(ann, image.id, 200)
+
+    assert world.renderer.sources == [image.preview_key]
+    assert not [key for key in world.blobs.blobs if key.startswith("thumbnails/")]
 
 
 def test_deleting_an_image_removes_its_preview(world):

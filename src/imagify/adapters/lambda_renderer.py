@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
-from imagify.domain.errors import NotFound, RenderFailed
+from imagify.domain.errors import NotFound, RenderFailed, RenderTimedOut
 from imagify.domain.model import RenderedThumbnail
 
 _FIELDS = {"content_type": str, "size": int, "width": int, "height": int, "sha256": str}
@@ -91,7 +91,7 @@ class LambdaRenderer:
             )
             raw = response["Payload"].read()
         except (ReadTimeoutError, ConnectTimeoutError) as error:
-            raise self._failed("Timeout", f"no answer in time ({error})") from error
+            raise RenderTimedOut(f"the thumbnail function failed: Timeout: no answer in time ({error})") from error
         except ClientError as error:
             details = error.response.get("Error", {})
             raise self._failed(
@@ -107,7 +107,10 @@ class LambdaRenderer:
             # Lambda's own error payload: {"errorType", "errorMessage", ...} (timeouts too).
             kind = body.get("errorType", "Unhandled") if isinstance(body, dict) else "Unhandled"
             message = body.get("errorMessage", "") if isinstance(body, dict) else str(body)
-            raise self._failed(str(kind), str(message))
+            failed = self._failed(str(kind), str(message))
+            if kind == "Sandbox.Timedout" or "Task timed out" in str(message):
+                raise RenderTimedOut(failed.detail)  # stopped at the function's own timeout
+            raise failed
         return body
 
     def _failed(self, kind: str, message: str) -> RenderFailed:

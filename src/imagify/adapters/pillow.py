@@ -33,7 +33,9 @@ from imagify.adapters.pillow_render import (
     upload_decode_scale,
 )
 from imagify.adapters.placeholders import SIDE, placeholder
-from imagify.domain.errors import NotAnImage, NotFound, RenderFailed, TooLarge, Unavailable, UnsupportedFormat
+from imagify.domain.errors import (
+    NotAnImage, NotFound, RenderFailed, RenderTimedOut, TooLarge, Unavailable, UnsupportedFormat,
+)
 from imagify.domain.model import ImageInfo, Placeholder, Preview, RenderedThumbnail
 from imagify.domain.ports import BlobStorage
 
@@ -191,7 +193,7 @@ class PillowRenderer:
         except Busy as e:
             raise Unavailable(str(e)) from None
         except TimedOut:
-            raise RenderFailed(
+            raise RenderTimedOut(
                 f"the thumbnail render timed out after {self._pool.timeout:g} s; try again"
             ) from None
         except (WorkerDied, MemoryError) as e:

@@ -51,5 +51,9 @@ class RenderFailed(DomainError):
     """The thumbnail renderer failed or timed out (502)."""
 
 
+class RenderTimedOut(RenderFailed):
+    """The render ran past its time budget (502): trying another source would only wait again."""
+
+
 class Unavailable(DomainError):
     """A backing service (database, storage, link store) cannot be reached (503)."""

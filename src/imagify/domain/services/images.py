@@ -17,6 +17,7 @@ from imagify.domain.errors import (
     NotAnImage,
     NotFound,
     RenderFailed,
+    RenderTimedOut,
     Unauthorized,
 )
 from imagify.domain.formats import negotiate
@@ -236,10 +237,13 @@ class ImageService:
     ) -> tuple[RenderedThumbnail, str]:
         """The thumbnail rendered from the preview when it covers the height, and the key
         it was read from. A preview gone or unreadable (a Lambda role that predates
-        previews) leaves the original to do."""
+        previews) leaves the original to do; a preview render that timed out does not (the
+        original is the larger decode: it would only make the caller wait twice)."""
         source = image.render_source(height)
         try:
             return self._renderer.render(source, key, height, fmt), source
+        except RenderTimedOut:
+            raise
         except (NotFound, RenderFailed) as error:
             if source == image.storage_key:
                 raise
