@@ -39,7 +39,9 @@ http = httpx.Client(timeout=60)
 BOUNDARY = "imagify-crash-test-boundary"
 
 
-def noise_jpeg(side: int = 1200) -> bytes:
+def noise_jpeg(side: int = 1100) -> bytes:
+    """A slow upload of about 1.2 MB, under 1200 px high so it has no preview: a crash
+    leaves exactly one orphan, its original (test_previews covers an orphaned preview)."""
     buffer = io.BytesIO()
     PILImage.effect_noise((side, side), 80).convert("RGB").save(buffer, "JPEG", quality=95)
     return buffer.getvalue()

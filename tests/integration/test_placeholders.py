@@ -4,6 +4,7 @@ scale the upload check decoded it at, and transparent pixels never make the colo
 from __future__ import annotations
 
 import io
+import random
 
 from PIL import Image
 
@@ -15,8 +16,8 @@ def photo(size: tuple[int, int]) -> Image.Image:
     w, h = size
     im = Image.new("RGB", size, (20, 140, 150))
     im.paste((200, 30, 30), (0, 0, w, h // 5))
-    noise = Image.effect_noise(size, 25).convert("RGB")
-    return Image.blend(im, noise, 0.15)
+    noise = Image.frombytes("RGB", size, random.Random(7).randbytes(w * h * 3))  # the same each run
+    return Image.blend(im, noise, 0.1)
 
 
 def decoded_at(data: bytes, scale: int) -> Image.Image:
@@ -57,10 +58,10 @@ def test_transparent_pixels_never_make_the_dominant_colour():
     assert b > 200 and r < 30
 
 
-def test_counting_colours_on_a_reduced_image_keeps_the_dominant_colour():
-    im = photo((1000, 1000))
-    # Median cut over every pixel of the decode, as before the reduction to COLOUR_SIDE.
-    exact = im.quantize(colors=8, method=Image.Quantize.MEDIANCUT)
-    count, index = max(exact.getcolors() or [(1, 0)])
-    r, g, b = exact.getpalette()[index * 3:index * 3 + 3]  # type: ignore[index]
-    assert distance(dominant_colour(im), f"#{r:02x}{g:02x}{b:02x}") <= 12
+def test_the_dominant_colour_is_the_one_covering_most_of_a_noisy_picture():
+    # Median cut over every noisy pixel splits the teal four fifths into several boxes and
+    # names the red band; counted on COLOUR_SIDE pixels a side,
+    # the noise is averaged away first.
+    for size in ((1000, 1000), (100, 75)):
+        r, g, b = (int(dominant_colour(photo(size))[i:i + 2], 16) for i in (1, 3, 5))
+        assert r < 80 and g > 100 and b > 110, (size, r, g, b)
