@@ -178,7 +178,7 @@ def upload_decode_scale(size: tuple[int, int], orientation: int = 1) -> int:
     least PREVIEW_HEIGHT high as displayed, else 1/8 (and no preview). libjpeg reads every
     scan whatever the scale, so a larger decode costs the upload little (a 2 MP photo: 9.9
     ms at 1/2 against 7.4 ms at 1/8) and spares each of its first renders the original's
-    decode (bench/results-thumbor.md has the measurements)."""
+    decode (bench/results.md, the thumbor rows, has the measurements)."""
     shown_height = size[0] if orientation in (5, 6, 7, 8) else size[1]
     return next((n for n in PREVIEW_SCALES if shown_height // n >= PREVIEW_HEIGHT), 8)
 
