@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,40 @@ def test_check_passes_on_a_usable_storage(storage: BlobStorage) -> None:
 
 
 # S3 only
+
+
+def test_deleting_an_images_last_thumbnail_removes_its_folder(tmp_path: Path) -> None:
+    storage = LocalFolderBlobStorage(tmp_path / "blobs")
+    for key in ("thumbnails/abc/200-jpeg-1", "thumbnails/abc/400-webp-2", "originals/abc"):
+        storage.put(key, b"x", "image/jpeg")
+
+    storage.delete("thumbnails/abc/200-jpeg-1")
+    assert (tmp_path / "blobs" / "thumbnails" / "abc").is_dir()  # its other thumbnail is there
+    storage.delete("thumbnails/abc/400-webp-2")
+    storage.delete("originals/abc")
+
+    assert not (tmp_path / "blobs" / "thumbnails" / "abc").exists()
+    assert (tmp_path / "blobs" / "thumbnails").is_dir() and (tmp_path / "blobs" / "originals").is_dir()
+
+
+def test_a_put_whose_folder_a_delete_removes_meanwhile_still_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = LocalFolderBlobStorage(tmp_path / "blobs")
+    folder = tmp_path / "blobs" / "thumbnails" / "abc"
+    real_mkstemp = tempfile.mkstemp
+    raced = []
+
+    def mkstemp_after_a_delete(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        if not raced:  # the folder was made; a delete of the image's last file removes it
+            raced.append(True)
+            folder.rmdir()
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_after_a_delete)
+    storage.put("thumbnails/abc/200-jpeg-1", b"thumb", "image/jpeg")
+
+    assert raced and storage.open("thumbnails/abc/200-jpeg-1").read_all() == b"thumb"
 
 
 def test_s3_keys_live_under_the_prefix(s3_bucket: tuple[str, str], s3_client: Any) -> None:

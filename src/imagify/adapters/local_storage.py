@@ -27,8 +27,7 @@ class LocalFolderBlobStorage:
 
     def put(self, key: str, data: BinaryIO | bytes, content_type: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY)
+        fd, tmp = _temporary_file_in(path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 if isinstance(data, bytes):
@@ -56,6 +55,11 @@ class LocalFolderBlobStorage:
         path = self._path(key)
         path.unlink(missing_ok=True)
         _meta_path(path).unlink(missing_ok=True)
+        if key.count("/") > 1:  # thumbnails/<image id>/<name>: the image's own folder goes
+            try:  # with its last file, or deleted images would leave a folder each
+                path.parent.rmdir()
+            except OSError:  # its other files are still there (or it is gone already)
+                pass
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -147,3 +151,16 @@ class LocalBlob(StoredBlob):
 
 def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta")
+
+
+def _temporary_file_in(folder: Path) -> tuple[int, str]:
+    """A new temporary file in `folder`, made with the folder if need be. A delete may
+    remove the folder, emptied, between the two (see delete): then it is made again."""
+    for _ in range(2):
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(dir=folder, prefix=TEMPORARY)
+        except FileNotFoundError:
+            continue
+    folder.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=folder, prefix=TEMPORARY)
