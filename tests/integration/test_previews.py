@@ -107,6 +107,19 @@ def test_a_2_mp_jpeg_keeps_a_half_scale_preview_with_the_originals_subsampling(c
         assert max(ImageStat.Stat(ImageChops.difference(thumb, direct)).mean) < 3
 
 
+def test_a_preview_larger_than_half_its_original_is_not_kept(client, container, make_user):
+    # Previews are not counted in the owner's storage usage: a q30 original's would be
+    # larger than the original itself, room stored past the quota.
+    ann = make_user("ann", "basic")
+    noisy = Image.merge("RGB", [Image.effect_noise((1632, 1224), 60)] * 3)
+    out = io.BytesIO()
+    noisy.save(out, "JPEG", quality=30)
+    image = upload(client, ann, out.getvalue(), "low.jpg").json()
+
+    assert not container.blobs().exists(f"previews/{image['id']}")
+    assert client.get(f"{IMAGES}/{image['id']}/thumbnails/200", headers=ann.headers).status_code == 200
+
+
 def test_a_jpeg_under_1200_px_high_or_a_png_has_no_preview(client, container, make_user):
     ann = make_user("ann", "basic")
     for fmt in ("JPEG", "PNG"):

@@ -46,7 +46,7 @@ def inspect_in_worker(data: bytes, max_pixels: int) -> ImageInfo:
     made: list[tuple[Placeholder, Preview | None]] = []
 
     def keep(im: Image.Image, orientation: int) -> None:
-        preview = make_preview(im, orientation)
+        preview = make_preview(im, orientation, len(data))
         made.append((
             Placeholder(*placeholder(im, orientation)),
             None if preview is None else Preview(preview[0], "image/jpeg", preview[1]),

@@ -76,6 +76,10 @@ JPEG_DRAFT_GAP = 1.5
 PREVIEW_HEIGHT = 600
 PREVIEW_QUALITY = 95
 PREVIEW_SCALES = (8, 4, 2)  # the smallest decode that is PREVIEW_HEIGHT high is kept
+# Previews are not counted in an owner's storage usage, so one is kept only while it is at
+# most this share of its original's bytes (a camera photo's is about a quarter; a q30
+# original's would be half as large again as the original itself).
+PREVIEW_MAX_SHARE = 0.5
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose).
 TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -183,9 +187,10 @@ def upload_decode_scale(size: tuple[int, int], orientation: int = 1) -> int:
     return next((n for n in PREVIEW_SCALES if shown_height // n >= PREVIEW_HEIGHT), 8)
 
 
-def make_preview(im: Image.Image, orientation: int) -> tuple[bytes, int] | None:
+def make_preview(im: Image.Image, orientation: int, original_size: int) -> tuple[bytes, int] | None:
     """(JPEG bytes, height) of the upload check's reduced decode `im`, upright, when it is
-    a preview worth keeping (PREVIEW_HEIGHT or more as displayed, in colour or grey)."""
+    a preview worth keeping: PREVIEW_HEIGHT or more as displayed, in colour or grey, and
+    at most PREVIEW_MAX_SHARE of the original's `original_size` bytes."""
     upright = im.transpose(TRANSPOSE[orientation]) if orientation in TRANSPOSE else im
     if upright.height < PREVIEW_HEIGHT or upright.mode not in ("RGB", "L"):
         return None
@@ -199,6 +204,8 @@ def make_preview(im: Image.Image, orientation: int) -> tuple[bytes, int] | None:
         out, "JPEG", quality=PREVIEW_QUALITY, subsampling=sampling if sampling in (0, 1, 2) else 0,
         **({"icc_profile": icc} if icc else {}),
     )  # fmt: skip
+    if out.tell() > original_size * PREVIEW_MAX_SHARE:
+        return None  # a low-quality original: its preview would be larger than it is worth
     return out.getvalue(), upright.height
 
 
