@@ -342,3 +342,49 @@ def test_backfill_placeholders_fills_in_images_uploaded_before_placeholders(run,
             r, g, b = (int(made.color[i:i + 2], 16) for i in (1, 3, 5))
             assert r < 50 and g < 70 and b > 180
     assert "0 placeholders made" in run("backfill-placeholders").output
+
+
+def test_backfill_previews_gives_a_2_mp_jpeg_uploaded_before_previews_its_preview(run, migrated, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from imagify.adapters.sql.tables import images as images_table
+    from imagify.entrypoints.container import build_container
+    from imagify.settings import load_settings
+
+    assert run("users", "create", "ann", "--password", "a-long-password", "--tier", "basic").exit_code == 0
+    app = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
+    try:
+        with app.uow()() as uow:
+            ann = uow.users.get_by_username("ann")
+        uploaded = []
+        for size in ((1632, 1224), (900, 600)):
+            photo, out = Image.merge("RGB", [Image.effect_noise(size, 30)] * 3), io.BytesIO()
+            photo.save(out, "JPEG", quality=90)
+            uploaded.append(app.images().upload(ann, "old.jpg", out, len(out.getvalue())))
+        large, small = uploaded
+        assert large.preview_key is not None and small.preview_key is None
+        app.blobs().delete(large.preview_key)  # as an upload from before 2 MP previews left it
+        with app.engine().begin() as db:
+            db.execute(images_table.update().values(preview_height=None))
+    finally:
+        app.decode_pool().close()
+
+    result = run("backfill-previews")
+    assert result.exit_code == 0, result.output
+    assert "1 previews made; 1 images need none" in result.output
+    again = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
+    try:
+        with again.uow()() as uow:
+            assert uow.images.get(ann.id, large.id).preview_height == 612
+            assert uow.images.get(ann.id, small.id).preview_height is None
+        preview = again.blobs().open(f"previews/{large.id}")
+        try:
+            assert Image.open(preview.stream).size == (816, 612)
+        finally:
+            preview.stream.close()
+    finally:
+        again.decode_pool().close()
+    assert "0 previews made; 1 images need none" in run("backfill-previews").output
+

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -346,6 +347,23 @@ def test_ids_owned_and_delete_cover_only_the_owners_images(uow: SqlAlchemyUnitOf
     with uow() as u:
         assert u.images.ids_owned(1) == ["a1"]
         assert u.images.ids_owned(2) == ["b1"]
+
+
+def test_images_without_a_preview_come_by_type_in_id_order_until_one_is_set(uow: SqlAlchemyUnitOfWorkFactory) -> None:
+    with uow() as u:
+        for image_id in ("c", "a", "b"):
+            u.images.add(_image(image_id))
+        u.images.add(replace(_image("p"), content_type="image/png"))
+        u.images.add(replace(_image("d"), preview_height=750))
+        u.commit()
+    with uow() as u:
+        assert [i.id for i in u.images.without_preview("image/jpeg", "", 2)] == ["a", "b"]
+        assert [i.id for i in u.images.without_preview("image/jpeg", "b", 2)] == ["c"]
+        u.images.set_preview("b", 612)
+        u.commit()
+    with uow() as u:
+        assert [i.id for i in u.images.without_preview("image/jpeg", "", 10)] == ["a", "c"]
+        assert u.images.get(1, "b").preview_height == 612
 
 
 def test_renditions_round_trip_list_by_height_and_delete_per_image(

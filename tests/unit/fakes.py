@@ -200,6 +200,17 @@ class FakeImageRepository:
     def set_placeholder(self, image_id: str, placeholder: Placeholder) -> None:
         self._s.images[image_id] = replace(self._s.images[image_id], placeholder=placeholder)
 
+    def without_preview(self, content_type: str, after_id: str, limit: int) -> list[Image]:
+        found = sorted(
+            (i for i in self._s.images.values()
+             if i.preview_height is None and i.content_type == content_type and i.id > after_id),
+            key=lambda i: i.id,
+        )  # fmt: skip
+        return found[:limit]
+
+    def set_preview(self, image_id: str, height: int) -> None:
+        self._s.images[image_id] = replace(self._s.images[image_id], preview_height=height)
+
 
 class FakeRenditionRepository:
     def __init__(self, store: Store) -> None:
@@ -408,7 +419,14 @@ class FakeInspector:
     """Accepts bytes starting with b'IMG:' as a 40x30 JPEG (its placeholder made at upload)
     and b'PNG:' as a 40x30 PNG (none: the check does not decode it); anything else is not an image."""
 
+    def __init__(self) -> None:
+        self.inspected = 0  # how many times inspect() decoded
+
+    def may_keep_preview(self, width: int, height: int) -> bool:
+        return max(width, height) >= 1200
+
     def inspect(self, stream: BinaryIO) -> ImageInfo:
+        self.inspected += 1
         kind = stream.read(4)
         if kind not in (b"IMG:", b"PNG:", b"BIG:"):
             raise NotAnImage("not an image")

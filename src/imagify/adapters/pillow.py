@@ -21,6 +21,8 @@ from imagify.adapters.pillow_render import (
     DECODE_ERRORS,
     JPEG_DRAFT_GAP,
     ORIENTATION_TAG,
+    PREVIEW_HEIGHT,
+    PREVIEW_SCALES,
     SUPPORTED,
     ImageTooLarge,
     InvalidImage,
@@ -108,6 +110,10 @@ class PillowImageInspector:
                 elif layout.format != "PNG":
                     estimate = whole
             return self._pool.run(inspect_in_worker, data, self._max_pixels, estimate=estimate)
+
+    def may_keep_preview(self, width: int, height: int) -> bool:
+        # The largest decode a check keeps is at 1/min(PREVIEW_SCALES) of the displayed height.
+        return max(width, height) // min(PREVIEW_SCALES) >= PREVIEW_HEIGHT
 
     def placeholder(self, stream: BinaryIO) -> Placeholder:
         data = _read(stream)

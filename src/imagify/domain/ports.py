@@ -83,6 +83,9 @@ class ImageRepository(Protocol):
     def without_placeholder(self, after_id: str, limit: int) -> list[Image]:
         """Images with no placeholder yet, by id after `after_id`: for the backfill."""
     def set_placeholder(self, image_id: str, placeholder: Placeholder) -> None: ...
+    def without_preview(self, content_type: str, after_id: str, limit: int) -> list[Image]:
+        """Images of `content_type` with no preview, by id after `after_id`: for the backfill."""
+    def set_preview(self, image_id: str, height: int) -> None: ...
 
 
 class RenditionRepository(Protocol):
@@ -209,6 +212,9 @@ class ImageInspector(Protocol):
     def placeholder(self, stream: BinaryIO) -> Placeholder:
         """The placeholder of an image, decoding it (a JPEG at reduced scale) within the
         decode budgets: asked of a first thumbnail, or of an original by the backfill."""
+    def may_keep_preview(self, width: int, height: int) -> bool:
+        """Whether inspect() may keep a preview of a JPEG this size (either side shown as
+        its height): False spares the backfill a decode."""
 
 
 class PasswordHasher(Protocol):

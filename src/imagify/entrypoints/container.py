@@ -38,7 +38,7 @@ from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.admin import AdminService
 from imagify.domain.services.auth import AuthService
 from imagify.domain.services.doctor import DoctorService
-from imagify.domain.services.placeholders import PlaceholderBackfill
+from imagify.domain.services.backfills import PlaceholderBackfill, PreviewBackfill
 from imagify.domain.services.images import ImageService
 from imagify.domain.services.links import LinkService
 from imagify.entrypoints.http.observability import MeteredRenderer, Metrics
@@ -218,6 +218,7 @@ class Container(containers.DeclarativeContainer):
     )
     doctor = providers.Factory(DoctorService, uow, blobs, links, clock, read_cache)
     placeholder_backfill = providers.Factory(PlaceholderBackfill, uow, blobs, inspector, read_cache)
+    preview_backfill = providers.Factory(PreviewBackfill, uow, blobs, inspector, read_cache)
     login_throttle = providers.Singleton(build_login_throttle, settings, redis)
 
 

@@ -126,6 +126,18 @@ class SqlAlchemyImageRepository:
         )
         return [_image(row) for row in self._db.execute(query)]
 
+    def without_preview(self, content_type: str, after_id: str, limit: int) -> list[Image]:
+        query = (
+            select(images)
+            .where(images.c.preview_height.is_(None), images.c.content_type == content_type, images.c.id > after_id)
+            .order_by(images.c.id)
+            .limit(limit)
+        )
+        return [_image(row) for row in self._db.execute(query)]
+
+    def set_preview(self, image_id: str, height: int) -> None:
+        self._db.execute(update(images).where(images.c.id == image_id).values(preview_height=height))
+
     def set_placeholder(self, image_id: str, placeholder: Placeholder) -> None:
         self._db.execute(
             update(images).where(images.c.id == image_id).values(**_placeholder_columns(placeholder))

@@ -152,6 +152,19 @@ def doctor(fix: bool, min_age_seconds: int) -> None:
 @one_line_errors
 def backfill_placeholders() -> None:
     """Make the placeholder (ThumbHash, colour, aspect ratio) of every image that has none."""
+    _backfill("placeholder_backfill")
+
+
+@main.command("backfill-previews")
+@one_line_errors
+def backfill_previews() -> None:
+    """Make the preview of every JPEG large enough to have one, uploaded before previews
+    (or before 2 MP photos got theirs); its thumbnails up to 400 px then render from it."""
+    _backfill("preview_backfill")
+
+
+def _backfill(provider: str) -> None:
+    """Run the container's `provider` backfill, an error line per image it could not do."""
     app = container()
 
     def each(image: object, error: str | None) -> None:
@@ -159,7 +172,7 @@ def backfill_placeholders() -> None:
             click.echo(f"{image.id}: {error}", err=True)  # type: ignore[attr-defined]
 
     try:
-        report = app.placeholder_backfill().run(each)
+        report = getattr(app, provider)().run(each)
     finally:
         app.decode_pool().close()
     click.echo(report.summary())
