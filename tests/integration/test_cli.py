@@ -306,6 +306,17 @@ def test_serve_fails_fast_with_a_hint_when_the_port_is_taken(run):
     assert f"make run PORT={port + 1}" in result.output
 
 
+def container_with_ann(run, tmp_path):  # type: ignore[no-untyped-def]
+    """The CLI's container for the test's data folder, and the user 'ann' it created."""
+    from imagify.entrypoints.container import build_container
+    from imagify.settings import load_settings
+
+    assert run("users", "create", "ann", "--password", "a-long-password", "--tier", "basic").exit_code == 0
+    app = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
+    with app.uow()() as uow:
+        return app, uow.users.get_by_username("ann")
+
+
 def test_backfill_placeholders_fills_in_images_uploaded_before_placeholders(run, migrated, tmp_path):
     import io
 
@@ -315,11 +326,8 @@ def test_backfill_placeholders_fills_in_images_uploaded_before_placeholders(run,
     from imagify.entrypoints.container import build_container
     from imagify.settings import load_settings
 
-    assert run("users", "create", "ann", "--password", "a-long-password", "--tier", "basic").exit_code == 0
-    app = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
+    app, ann = container_with_ann(run, tmp_path)
     try:
-        with app.uow()() as uow:
-            ann = uow.users.get_by_username("ann")
         uploaded = {}
         for fmt in ("JPEG", "PNG"):
             photo = io.BytesIO()
@@ -353,11 +361,8 @@ def test_backfill_previews_gives_a_2_mp_jpeg_uploaded_before_previews_its_previe
     from imagify.entrypoints.container import build_container
     from imagify.settings import load_settings
 
-    assert run("users", "create", "ann", "--password", "a-long-password", "--tier", "basic").exit_code == 0
-    app = build_container(load_settings({"IMAGIFY_DATA_DIR": str(tmp_path / "var")}))
+    app, ann = container_with_ann(run, tmp_path)
     try:
-        with app.uow()() as uow:
-            ann = uow.users.get_by_username("ann")
         uploaded = []
         for size in ((1632, 1224), (900, 600)):
             photo, out = Image.merge("RGB", [Image.effect_noise(size, 30)] * 3), io.BytesIO()
