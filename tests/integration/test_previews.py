@@ -120,6 +120,40 @@ def test_a_preview_larger_than_half_its_original_is_not_kept(client, container, 
     assert client.get(f"{IMAGES}/{image['id']}/thumbnails/200", headers=ann.headers).status_code == 200
 
 
+def test_a_turned_4_2_2_photo_keeps_a_4_4_4_preview(client, container, make_user):
+    # 4:2:2 halves the stored width's chroma; turned upright, that is the height's: the
+    # preview keeps it whole rather than halve the other side too.
+    ann = make_user("ann", "premium")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    Image.merge("RGB", [Image.effect_noise((1632, 1224), 30)] * 3).save(
+        out, "JPEG", quality=90, subsampling=1, exif=exif.tobytes()
+    )
+    image = upload(client, ann, out.getvalue(), "turned.jpg").json()
+    preview = container.blobs().open(f"previews/{image['id']}")
+    try:
+        kept = Image.open(io.BytesIO(preview.stream.read()))
+    finally:
+        preview.stream.close()
+    assert kept.size == (612, 816) and JpegImagePlugin.get_sampling(kept) == 0
+
+
+def test_the_upload_checks_memory_estimate_counts_the_upright_copy_a_preview_is_made_from(
+    client, container, make_user
+):
+    ann = make_user("ann", "basic")
+    out = io.BytesIO()
+    Image.new("RGB", (1632, 1224), (90, 120, 30)).save(out, "JPEG", quality=90)
+    pool = container.decode_pool()  # every backend checks uploads in its own pool
+    pool.budget.largest = 0  # earlier uploads
+
+    assert upload(client, ann, out.getvalue(), "2mp.jpg").status_code == 201
+
+    half_scale_decode = 816 * 612 * 3
+    assert pool.budget.largest >= 2 * half_scale_decode
+
+
 def test_a_jpeg_under_1200_px_high_or_a_png_has_no_preview(client, container, make_user):
     ann = make_user("ann", "basic")
     for fmt in ("JPEG", "PNG"):

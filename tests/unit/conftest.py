@@ -39,6 +39,7 @@ class World:
     admin: AdminService
     counters: FakeChangeCounters
     cache: ReadCache
+    inspector: FakeInspector
 
     def user(self, name: str = "ann", *tiers: str, is_admin: bool = False) -> User:
         return self.admin.create_user("test", name, "a-long-password", tiers or ["basic"], is_admin)
@@ -58,16 +59,18 @@ def world() -> World:
     hasher = FakeHasher()
     counters = FakeChangeCounters()
     cache = ReadCache(counters)
+    inspector = FakeInspector()
     return World(
         uow=uow,
         blobs=blobs,
         links=links,
         renderer=renderer,
         clock=clock,
-        images=ImageService(uow, blobs, links, renderer, FakeInspector(), FakeLocks(), clock, ids, cache),
+        images=ImageService(uow, blobs, links, renderer, inspector, FakeLocks(), clock, ids, cache),
         link_service=LinkService(uow, links, clock, ids, cache),
         auth=AuthService(uow, hasher, FakeSigner(), clock, cache),
         admin=AdminService(uow, hasher, blobs, links, cache),
         counters=counters,
         cache=cache,
+        inspector=inspector,
     )

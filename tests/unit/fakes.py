@@ -434,7 +434,8 @@ class FakeInspector:
             return ImageInfo("image/png", 40, 30)
         stream.seek(0)
         if kind == b"BIG:":  # a 4000x3000 JPEG, with the preview its check decoded
-            preview = Preview(b"preview of " + stream.read(), "image/jpeg", 750)
+            data = stream.read()  # b"BIG:lowq...": a low-quality one, its preview not worth keeping
+            preview = None if data.startswith(b"BIG:lowq") else Preview(b"preview of " + data, "image/jpeg", 750)
             stream.seek(0)
             return ImageInfo("image/jpeg", 4000, 3000, self.placeholder(stream), preview)
         return ImageInfo("image/jpeg", 40, 30, self.placeholder(stream))

@@ -75,6 +75,17 @@ def test_a_missing_original_is_reported_and_the_backfill_goes_on(world):
     assert errors[0][0] == first.id and "no blob" in errors[0][1] and errors[1] == (second.id, None)
 
 
+def test_a_jpeg_whose_preview_is_not_worth_keeping_is_decoded_once_not_on_every_run(world):
+    ann = world.user()
+    image = world.upload(ann, b"BIG:lowq photo")
+    assert image.preview_key is None
+    inspector = FakeInspector()
+
+    assert preview_backfill(world, inspector).run().summary() == "0 previews made; 1 images need none"
+    assert preview_backfill(world, inspector).run().summary() == "0 previews made"
+    assert inspector.inspected == 1 and world.uow.store.images[image.id].preview_key is None
+
+
 def test_running_a_backfill_again_makes_nothing_new(world):
     ann = world.user()
     image = world.upload(ann, b"BIG:photo")

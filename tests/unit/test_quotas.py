@@ -49,8 +49,10 @@ def test_a_refused_upload_stores_nothing_and_a_delete_releases_its_usage(world):
     ann = world.admin.get_user("ann")
     assert ann.usage == Usage(1, len(b"IMG:pixels"))
     stored = sorted(world.blobs.blobs)
+    decoded = world.inspector.inspected
     with pytest.raises(QuotaExceeded):
         world.upload(ann)
+    assert world.inspector.inspected == decoded  # refused before its check decodes anything
     # Even with a stale view of the usage, the check in the transaction refuses.
     with pytest.raises(QuotaExceeded):
         world.upload(replace(ann, usage=Usage()))

@@ -107,6 +107,8 @@ class PillowImageInspector:
                     size = (layout.width, layout.height)
                     scale = min(upload_decode_scale(size, 1), upload_decode_scale(size, 6))
                     estimate = image_checks.decode_bytes(layout, scale)
+                    if self.may_keep_preview(layout.width, layout.height):
+                        estimate *= 2  # the preview is encoded from an upright copy of it
                 elif layout.format != "PNG":
                     estimate = whole
             return self._pool.run(inspect_in_worker, data, self._max_pixels, estimate=estimate)

@@ -200,6 +200,8 @@ def make_preview(im: Image.Image, orientation: int, original_size: int) -> tuple
     # Pillow can name: its thumbnails are 4:2:0 JPEG or WebP, whose chroma the preview's
     # covers at every height it serves, and 4:2:0 previews are a third smaller.
     sampling = JpegImagePlugin.get_sampling(im)
+    if sampling == 1 and orientation in (5, 6, 7, 8):
+        sampling = 0  # 4:2:2 halves the width's chroma: turned, that is the displayed height's
     upright.save(
         out, "JPEG", quality=PREVIEW_QUALITY, subsampling=sampling if sampling in (0, 1, 2) else 0,
         **({"icc_profile": icc} if icc else {}),

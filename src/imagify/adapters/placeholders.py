@@ -27,8 +27,10 @@ _REDUCIBLE = ("RGB", "RGBA", "L", "LA")
 def placeholder(im: Image.Image, orientation: int) -> tuple[str, str, float]:
     """(ThumbHash in base64, '#rrggbb', width / height as displayed) of a loaded image
     whose EXIF `orientation` is applied here, so the hash is upright."""
-    small = im.copy() if im.mode in _REDUCIBLE else im.convert("RGBA")
-    small.thumbnail((SIDE, SIDE), Image.Resampling.BOX)
+    source = im if im.mode in _REDUCIBLE else im.convert("RGBA")
+    # resize() makes only the small image (thumbnail() on a copy would first copy the whole
+    # decode, twice the memory the upload check's budget counted).
+    small = source.resize(fitted(source.size, SIDE), Image.Resampling.BOX)
     if small.mode != "RGBA":
         small = small.convert("RGBA")
     if orientation in TRANSPOSE:
@@ -41,10 +43,19 @@ def placeholder(im: Image.Image, orientation: int) -> tuple[str, str, float]:
     return thumbhash, dominant_colour(small), round(width / height, 4)
 
 
+def fitted(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """`size` scaled down, aspect kept, to fit in `side` x `side` (never up)."""
+    w, h = size
+    if w <= side and h <= side:
+        return w, h
+    if w >= h:
+        return side, max(1, round(h * side / w))
+    return max(1, round(w * side / h)), side
+
+
 def dominant_colour(im: Image.Image) -> str:
     """The most common of eight median-cut colours, ignoring transparent pixels."""
-    im = im.copy()
-    im.thumbnail((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX)
+    im = im.resize(fitted(im.size, COLOUR_SIDE), Image.Resampling.BOX)
     rgb = im.convert("RGB")
     if im.mode == "RGBA":
         alpha = im.getchannel("A").get_flattened_data()

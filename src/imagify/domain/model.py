@@ -86,7 +86,7 @@ class Image:
     storage_key: str
     created_at: datetime
     placeholder: Placeholder | None = None  # None for images uploaded before placeholders
-    preview_height: int | None = None  # the stored preview's height; None: no preview
+    preview_height: int | None = None  # the stored preview's height; None or 0: no preview
 
     @property
     def etag(self) -> str:

@@ -126,7 +126,8 @@ images = Table(
     Column("placeholder_thumbhash", String(64), nullable=True),
     Column("placeholder_color", CHAR(7), nullable=True),
     Column("placeholder_aspect", Float, nullable=True),
-    # The height of the upload's preview at previews/<id> (migration 0006); NULL: none.
+    # The height of the upload's preview at previews/<id> (migration 0006); NULL: none; 0: none,
+    # and `imagify backfill-previews` found none worth keeping.
     Column("preview_height", Integer, nullable=True),
     # Serves a user's images newest first, keyset-paginated.
     Index("ix_images_owner_created", "owner_id", "created_at", "id"),

@@ -108,7 +108,10 @@ class PreviewBackfill(_Backfill):
             preview = self._inspector.inspect(blob.stream).preview
         finally:
             blob.stream.close()
-        if preview is None:
+        if preview is None:  # not worth keeping: 0 says so, so no later run decodes it again
+            with self._uow() as uow:
+                uow.images.set_preview(image.id, 0)
+                uow.commit()
             return False
         key = f"{PREVIEWS}{image.id}"
         self._blobs.put(key, preview.data, preview.content_type)

@@ -88,6 +88,10 @@ class ImageService:
         """Check the upload is a supported image, store the bytes, then record it."""
         if size <= 0:
             raise NotAnImage("the upload is empty: send the image in the multipart field 'file'")
+        # Refused before anything is decoded or stored when the usage read with the request
+        # says so (an owner over quota must not buy decodes); the check that counts is the
+        # one below, in the transaction.
+        owner.limits.check_upload(owner.usage, size)
         stream.seek(0)
         info = self._inspector.inspect(stream)
         image_id = self._ids.image_id()
@@ -105,9 +109,6 @@ class ImageService:
             placeholder=info.placeholder,
             preview_height=info.preview.height if info.preview else None,
         )
-        # Refused before the bytes are stored when the usage read with the request says so;
-        # the check that counts is the one below, in the transaction.
-        owner.limits.check_upload(owner.usage, size)
         self._blobs.put(image.storage_key, stream, image.content_type)
         try:
             if info.preview is not None and image.preview_key is not None:
