@@ -131,6 +131,22 @@ def test_a_decode_larger_than_the_whole_memory_budget_is_refused_with_413(tmp_pa
     assert "more than the 8 MiB decode memory budget" in assert_error(response, 413)
 
 
+def test_a_jpeg_whose_preview_could_not_fit_a_small_budget_is_checked_at_1_8_without_one(tmp_path) -> None:
+    # Tall and narrow: shown turned it would be 1300 px high and keep a half-scale preview
+    # (2 x 650 x 2500 x 3 bytes = 9.3 MiB counted); a budget of 8 MiB must not refuse it.
+    settings = embedded_settings(tmp_path, IMAGIFY_DECODE_MEMORY_MB="8")
+    out = io.BytesIO()
+    Image.merge("RGB", [Image.effect_noise((1300, 5000), 30)] * 3).save(out, "JPEG", quality=80)
+    with running_app(settings) as (container, client):
+        ann = login(container, client, "ann", "basic")
+        response = upload(client, ann, out.getvalue(), "tall.jpg")
+        assert response.status_code == 201, response.text
+        image_id = response.json()["id"]
+        assert not container.blobs().exists(f"previews/{image_id}")
+        thumb = client.get(f"/api/v1/images/{image_id}/thumbnails/200", headers=ann.headers)
+        assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).size == (52, 200)
+
+
 # The renderer ------------------------------------------------------------------------------
 
 

@@ -42,19 +42,20 @@ from imagify.domain.model import ImageInfo, Placeholder, Preview, RenderedThumbn
 from imagify.domain.ports import BlobStorage
 
 
-def inspect_in_worker(data: bytes, max_pixels: int) -> ImageInfo:
-    """The upload check, the placeholder from its decode, and a JPEG's preview (a PNG, which
-    the check does not decode, gets its placeholder from its first thumbnail)."""
+def inspect_in_worker(data: bytes, max_pixels: int, previews: bool = True) -> ImageInfo:
+    """The upload check, the placeholder from its decode, and a JPEG's preview unless
+    `previews` is False (a PNG, which the check does not decode, gets its placeholder from
+    its first thumbnail)."""
     made: list[tuple[Placeholder, Preview | None]] = []
 
     def keep(im: Image.Image, orientation: int) -> None:
-        preview = make_preview(im, orientation, len(data))
+        preview = make_preview(im, orientation, len(data)) if previews else None
         made.append((
             Placeholder(*placeholder(im, orientation)),
             None if preview is None else Preview(preview[0], "image/jpeg", preview[1]),
         ))  # fmt: skip
 
-    content_type, width, height = inspect_image(io.BytesIO(data), max_pixels, keep)
+    content_type, width, height = inspect_image(io.BytesIO(data), max_pixels, keep, previews)
     return ImageInfo(content_type, width, height, *(made[0] if made else (None, None)))
 
 
@@ -98,7 +99,7 @@ class PillowImageInspector:
         # from its header, and one no render could decode within the memory budget from its
         # size.
         layout = _layout(data)
-        estimate = image_checks.INFLATE_STEP
+        estimate, previews = image_checks.INFLATE_STEP, True
         with _refusals():
             if layout and layout.width * layout.height <= self._max_pixels:
                 whole = image_checks.decode_bytes(layout, 8 if layout.format == "JPEG" else 1)
@@ -109,9 +110,11 @@ class PillowImageInspector:
                     estimate = image_checks.decode_bytes(layout, scale)
                     if self.may_keep_preview(layout.width, layout.height):
                         estimate *= 2  # the preview is encoded from an upright copy of it
+                    if estimate > self._pool.budget.total:  # a preview is never worth a 413
+                        estimate, previews = whole, False
                 elif layout.format != "PNG":
                     estimate = whole
-            return self._pool.run(inspect_in_worker, data, self._max_pixels, estimate=estimate)
+            return self._pool.run(inspect_in_worker, data, self._max_pixels, previews, estimate=estimate)
 
     def may_keep_preview(self, width: int, height: int) -> bool:
         # The largest decode a check keeps is at 1/min(PREVIEW_SCALES) of the displayed height.

@@ -114,15 +114,19 @@ class Thumbnail:
 
 
 def inspect_image(
-    stream: BinaryIO, max_pixels: int, decoded: Callable[[Image.Image, int], None] | None = None
+    stream: BinaryIO,
+    max_pixels: int,
+    decoded: Callable[[Image.Image, int], None] | None = None,
+    previews: bool = True,
 ) -> tuple[str, int, int]:
     """(content_type, width, height) of an image that rendering can decode.
 
     The structure is checked as the decoder will parse it first (see image_checks). A JPEG
     is then decoded at 1/8 scale (1/4 or 1/2 for a preview); a PNG is not decoded at all
     (its pixel data was inflated and checked scanline by scanline); WebP, GIF, HEIF and AVIF
-    are decoded whole, the only way to know they render. `decoded`, when given, is called with the decoded
-    image (a JPEG's reduced, in colour) and its EXIF orientation.
+    are decoded whole, the only way to know they render. `decoded`, when given, is called
+    with the decoded image (a JPEG's reduced, in colour) and its EXIF orientation; with
+    `previews` False a JPEG is decoded at 1/8 whatever its size.
     """
     data = contents(stream)
     try:
@@ -160,7 +164,7 @@ def inspect_image(
                 # libjpeg still reads every scan, but at 1/8 scale, or at the scale that
                 # leaves a preview PREVIEW_HEIGHT high when the caller wants the pixels
                 orientation = im.getexif().get(ORIENTATION_TAG, 1)
-                scale = upload_decode_scale(im.size, orientation) if decoded else 8
+                scale = upload_decode_scale(im.size, orientation) if decoded and previews else 8
                 im.draft("RGB" if decoded and im.mode != "L" else "L", (max(1, im.width // scale), max(1, im.height // scale)))
                 im.load()
                 if decoded is not None:
