@@ -8,11 +8,12 @@ time within the decode budgets, and is safe to run while the API serves and to r
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from imagify.domain.errors import DomainError
-from imagify.domain.model import PREVIEWS, Image
+from imagify.domain.model import Image
 from imagify.domain.ports import BlobStorage, ImageInspector, UnitOfWork, UnitOfWorkFactory
 from imagify.domain.read_cache import ReadCache
 from imagify.domain.services.placeholders import store_placeholder
@@ -34,7 +35,9 @@ class BackfillReport:
         return f"{self.filled} {self.noun} made{needless}{failed}"
 
 
-class _Backfill:
+class _Backfill(ABC):
+    """The walk every backfill shares; a subclass says which images and what to make."""
+
     noun = ""
 
     def __init__(
@@ -69,12 +72,13 @@ class _Backfill:
                 if on_image is not None:
                     on_image(image, error)
 
+    @abstractmethod
     def _batch(self, uow: UnitOfWork, after: str) -> list[Image]:
-        raise NotImplementedError
+        """Up to BATCH images concerned, by id after `after`."""
 
+    @abstractmethod
     def _fill(self, image: Image) -> bool:
         """Make what `image` lacks; False when there was nothing worth making."""
-        raise NotImplementedError
 
 
 class PlaceholderBackfill(_Backfill):
@@ -113,7 +117,8 @@ class PreviewBackfill(_Backfill):
                 uow.images.set_preview(image.id, 0)
                 uow.commit()
             return False
-        key = f"{PREVIEWS}{image.id}"
+        key = replace(image, preview_height=preview.height).preview_key
+        assert key is not None  # a preview has a height
         self._blobs.put(key, preview.data, preview.content_type)
         with self._uow() as uow:
             # Exclusive, as a deletion takes it: either the deletion comes first and the
